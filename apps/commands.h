@@ -1,0 +1,13 @@
+#pragma once
+// Subcommands of the `infield` program; each registers itself on the CLI11 app and runs when
+// chosen. A command returns the process exit status.
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace infield::apps {
+
+/// Registers `infield demo`; returns the function that runs it after parsing.
+std::function<int()> register_demo_command(CLI::App& app);
+
+}  // namespace infield::apps

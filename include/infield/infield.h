@@ -1,0 +1,11 @@
+#pragma once
+/// @file infield.h
+/// @brief Everything of the core library in one include.
+
+#include "infield/checks.h"
+#include "infield/domain.h"
+#include "infield/error.h"
+#include "infield/field.h"
+#include "infield/linear_operators.h"
+#include "infield/operator.h"
+#include "infield/pointwise.h"

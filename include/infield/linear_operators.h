@@ -1,0 +1,40 @@
+#pragma once
+/// @file linear_operators.h
+/// @brief The library of linear operators. Each factory checks its arguments (shapes, finiteness)
+/// and throws InvalidArgument or DomainMismatch with the argument's name.
+
+#include <Eigen/Core>
+#include <string>
+#include <vector>
+
+#include "infield/operator.h"
+
+namespace infield {
+
+/// x -> c x on `space`; inverse 1/c when c != 0.
+LinearOperatorPtr scaling_operator(Space space, double factor);
+/// The identity on `space`.
+LinearOperatorPtr identity_operator(Space space);
+/// x -> diag .* x; inverse where no entry is zero.
+LinearOperatorPtr diagonal_operator(Space space, Eigen::VectorXd diagonal);
+/// x -> M x with a dense matrix (rows = target size, columns = domain size); inverse through an LU
+/// factorisation when M is square and invertible.
+LinearOperatorPtr matrix_operator(Space domain, Space target, Eigen::MatrixXd matrix);
+/// Keeps the entries of a field (on `domain`, a DomainTuple) where `keep` is true, in increasing
+/// index order; the target is Unstructured(count). The adjoint scatters back, zeros elsewhere.
+LinearOperatorPtr mask_operator(Space domain, const std::vector<bool>& keep);
+/// Sums a field on a DomainTuple over its domain number `index` (e.g. over the batch of
+/// batch x pixels); the target is the tuple without that domain.
+LinearOperatorPtr contraction_operator(const DomainTuple& domain, std::size_t index);
+/// The adjoint of the contraction: copies a field on domain.without(index) along domain `index`.
+LinearOperatorPtr broadcast_operator(const DomainTuple& domain, std::size_t index);
+/// A batch of small dense blocks: domain (batch, in), target (batch, out), y_b = B_b x_b.
+/// `blocks` holds one out x in matrix per batch entry; inverse per block when square.
+LinearOperatorPtr block_diagonal_operator(DomainPtr batch, DomainPtr in, DomainPtr out,
+                                          std::vector<Eigen::MatrixXd> blocks);
+/// The part `key` of a MultiField on `multi` (the adjoint embeds a field, zeros elsewhere).
+LinearOperatorPtr field_adapter(const MultiDomain& multi, const std::string& key);
+/// bun^T cheese bun (cheese defaults to the identity): self-adjoint when cheese is.
+LinearOperatorPtr sandwich(LinearOperatorPtr bun, LinearOperatorPtr cheese = nullptr);
+
+}  // namespace infield
