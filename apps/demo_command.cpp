@@ -137,6 +137,12 @@ int run_demo(const DemoOptions& opt) {
   fmt::print("  mean posterior std: sampled {:.4f}, analytic {:.4f} ({} samples)\n",
              sample_std.mean(), analytic_std.mean(), samples);
   fmt::print("  wall time {:.2f} s; table written to {}\n", seconds, csv);
+  // The model is linear and Gaussian, so the CG mean must equal the dense solution.
+  if (rel_mean_error > 1e-8) {
+    fmt::print(stderr, "infield demo: posterior mean differs from the analytic one by {:.2e}\n",
+               rel_mean_error);
+    return 4;
+  }
   if (failed_solves > 0) {
     fmt::print(stderr, "infield demo: {} conjugate-gradient solves did not converge\n",
                failed_solves);

@@ -185,6 +185,30 @@ class BlockDiagonalOperator final : public LinearOperator {
   mutable std::vector<Eigen::FullPivLU<Eigen::MatrixXd>> factors_;
 };
 
+class BatchMatrixOperator final : public LinearOperator {
+ public:
+  BatchMatrixOperator(DomainPtr batch, DomainPtr in, DomainPtr out, Eigen::MatrixXd matrix)
+      : LinearOperator(DomainTuple{batch, in}, DomainTuple{batch, out}),
+        batch_(batch->size()), matrix_(std::move(matrix)) {}
+  std::string name() const override { return "BatchMatrixOperator"; }
+  void apply_times(ConstVectorRef x, VectorRef out) const override {
+    rows(out, matrix_.rows()).noalias() = rows(x, matrix_.cols()) * matrix_.transpose();
+  }
+  void apply_adjoint(ConstVectorRef y, VectorRef out) const override {
+    rows(out, matrix_.cols()).noalias() = rows(y, matrix_.rows()) * matrix_;
+  }
+
+ private:
+  Eigen::Map<const RowMajorMatrix> rows(ConstVectorRef v, Eigen::Index cols) const {
+    return {v.data(), batch_, cols};
+  }
+  Eigen::Map<RowMajorMatrix> rows(VectorRef v, Eigen::Index cols) const {
+    return {v.data(), batch_, cols};
+  }
+  Eigen::Index batch_;
+  Eigen::MatrixXd matrix_;
+};
+
 class FieldAdapter final : public LinearOperator {
  public:
   FieldAdapter(const MultiDomain& multi, const std::string& key)
@@ -273,6 +297,19 @@ LinearOperatorPtr block_diagonal_operator(DomainPtr batch, DomainPtr in, DomainP
   }
   return std::make_shared<BlockDiagonalOperator>(std::move(batch), std::move(in), std::move(out),
                                                  std::move(stacked));
+}
+
+LinearOperatorPtr batch_matrix_operator(DomainPtr batch, DomainPtr in, DomainPtr out,
+                                        Eigen::MatrixXd matrix) {
+  constexpr std::string_view fn = "batch_matrix_operator";
+  check_argument(batch && in && out, fn, "batch, in, out", "must not be null");
+  check_argument(matrix.rows() == out->size() && matrix.cols() == in->size(), fn, "matrix",
+                 "is " + std::to_string(matrix.rows()) + " x " + std::to_string(matrix.cols()) +
+                     ", expected out x in = " + std::to_string(out->size()) + " x " +
+                     std::to_string(in->size()));
+  check_finite(matrix, fn, "matrix");
+  return std::make_shared<BatchMatrixOperator>(std::move(batch), std::move(in), std::move(out),
+                                               std::move(matrix));
 }
 
 LinearOperatorPtr field_adapter(const MultiDomain& multi, const std::string& key) {

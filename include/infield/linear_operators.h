@@ -32,6 +32,11 @@ LinearOperatorPtr broadcast_operator(const DomainTuple& domain, std::size_t inde
 /// `blocks` holds one out x in matrix per batch entry; inverse per block when square.
 LinearOperatorPtr block_diagonal_operator(DomainPtr batch, DomainPtr in, DomainPtr out,
                                           std::vector<Eigen::MatrixXd> blocks);
+/// The same dense matrix applied to every datum of a batch: domain (batch, in), target
+/// (batch, out), y_b = W x_b. Evaluated as one GEMM, Y = X W^T, with X and Y the batch-first
+/// row-major matrices of the fields.
+LinearOperatorPtr batch_matrix_operator(DomainPtr batch, DomainPtr in, DomainPtr out,
+                                        Eigen::MatrixXd matrix);
 /// The part `key` of a MultiField on `multi` (the adjoint embeds a field, zeros elsewhere).
 LinearOperatorPtr field_adapter(const MultiDomain& multi, const std::string& key);
 /// bun^T cheese bun (cheese defaults to the identity): self-adjoint when cheese is.

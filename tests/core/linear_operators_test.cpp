@@ -147,6 +147,19 @@ struct BlockDiagonalRectangular {
   static unsigned capabilities() { return kForward; }
   static BadInputs bad() { return {}; }
 };
+struct BatchMatrix {
+  static LinearOperatorPtr make() {
+    return batch_matrix_operator(unstructured(6), unstructured(4), unstructured(3),
+                                 random_matrix(3, 4, 12));
+  }
+  static unsigned capabilities() { return kForward; }
+  static BadInputs bad() {
+    return {{"matrix of the wrong shape", [] {
+               batch_matrix_operator(unstructured(6), unstructured(4), unstructured(3),
+                                     random_matrix(4, 3, 12));
+             }}};
+  }
+};
 struct FieldAdapterCase {
   static LinearOperatorPtr make() { return field_adapter(two_part_domain(), "xi"); }
   static unsigned capabilities() { return kForward; }
@@ -289,7 +302,7 @@ class LinearOperatorTest : public ::testing::Test {};
 
 using Cases = ::testing::Types<Scaling, ScalingByZero, Diagonal, DiagonalWithZero,
                                RectangularMatrix, SquareMatrix, Mask, ContractionMiddle, Broadcast,
-                               BlockDiagonalSquare, BlockDiagonalRectangular, FieldAdapterCase,
+                               BlockDiagonalSquare, BlockDiagonalRectangular, BatchMatrix, FieldAdapterCase,
                                FieldEmbedding, Sandwich, Composition, InvertibleComposition, Sum,
                                Difference, Scaled, AdjointView, InverseView, UserLinear,
                                OnMultiField>;
@@ -361,6 +374,15 @@ TEST(LinearOperators, BlockDiagonalEqualsTheDenseBlockMatrix) {
   dense.block(2, 3, 2, 3) = blocks[1];
   Field x(op->domain(), Eigen::VectorXd::LinSpaced(6, -1, 2));
   EXPECT_TRUE(op->times(x).values().isApprox(dense * x.values(), 1e-14));
+}
+
+TEST(LinearOperators, BatchMatrixAppliesTheMatrixToEveryDatum) {
+  Eigen::MatrixXd w = random_matrix(3, 4, 2);
+  auto op = batch_matrix_operator(unstructured(5), unstructured(4), unstructured(3), w);
+  Field x(op->domain(), Eigen::VectorXd::LinSpaced(20, -1, 1));
+  Field y = op->times(x);
+  for (Eigen::Index b = 0; b < 5; ++b)
+    EXPECT_TRUE(y.values().segment(b * 3, 3).isApprox(w * x.values().segment(b * 4, 4), 1e-14));
 }
 
 TEST(LinearOperators, SandwichIsBunTransposeCheeseBun) {
