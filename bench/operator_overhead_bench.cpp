@@ -32,43 +32,47 @@ infield::OperatorPtr ten_pointwise_chain(const infield::Space& s) {
   return tanh(op);
 }
 
-// The same chain by hand: one temporary per step, the same formulas.
+// The same chain by hand with the same formulas, each pass written over the previous result: the
+// fastest plain-Eigen version (the baseline allows one temporary per step).
 VectorXd chain_by_hand(const VectorXd& x) {
-  VectorXd y1 = x.array().tanh();
-  VectorXd y2 = y1.array().exp();
-  VectorXd y3 = y2.array().sqrt();
-  VectorXd y4 = y3.array().log();
-  VectorXd y5 = 0.5 * (1.0 + (0.5 * y4.array()).tanh());
-  VectorXd y6 = y5.array().max(0.0) + (-y5.array().abs()).exp().log1p();
-  VectorXd y7 = y6.array().max(0.0);
-  VectorXd y8 = y7.array().pow(3.0);
-  VectorXd y9 = y8.array().max(-1.0).min(1.0);
-  return y9.array().tanh();
+  VectorXd y = x.array().tanh();
+  y = y.array().exp();
+  y = y.array().sqrt();
+  y = y.array().log();
+  y = 0.5 * (1.0 + (0.5 * y.array()).tanh());
+  y = y.array().max(0.0) + (-y.array().abs()).exp().log1p();
+  y = y.array().max(0.0);
+  y = y.array().pow(3.0);
+  y = y.array().max(-1.0).min(1.0);
+  y = y.array().tanh();
+  return y;
 }
 
-// Forward pass keeping the ten derivatives, by hand.
+// The forward pass keeping the ten derivatives, by hand, the value written in place.
 std::vector<VectorXd> derivatives_by_hand(const VectorXd& x) {
   std::vector<VectorXd> d;
-  VectorXd y1 = x.array().tanh();
-  d.push_back(1.0 - y1.array().square());
-  VectorXd y2 = y1.array().exp();
-  d.push_back(y2);
-  VectorXd y3 = y2.array().sqrt();
-  d.push_back(0.5 / y3.array());
-  VectorXd y4 = y3.array().log();
-  d.push_back(y3.array().inverse());
-  VectorXd y5 = 0.5 * (1.0 + (0.5 * y4.array()).tanh());
-  d.push_back(y5.array() * (1.0 - y5.array()));
-  VectorXd y6 = y5.array().max(0.0) + (-y5.array().abs()).exp().log1p();
-  d.push_back(0.5 * (1.0 + (0.5 * y5.array()).tanh()));
-  VectorXd y7 = y6.array().max(0.0);
-  d.push_back((y6.array() > 0.0).cast<double>());
-  VectorXd y8 = y7.array().pow(3.0);
-  d.push_back(3.0 * y7.array().pow(2.0));
-  VectorXd y9 = y8.array().max(-1.0).min(1.0);
-  d.push_back(((y8.array() > -1.0) && (y8.array() < 1.0)).cast<double>());
-  VectorXd y10 = y9.array().tanh();
-  d.push_back(1.0 - y10.array().square());
+  d.reserve(10);
+  VectorXd y = x.array().tanh();
+  d.emplace_back(1.0 - y.array().square());
+  y = y.array().exp();
+  d.emplace_back(y);
+  y = y.array().sqrt();
+  d.emplace_back(0.5 / y.array());
+  d.emplace_back(y.array().inverse());
+  y = y.array().log();
+  y = 0.5 * (1.0 + (0.5 * y.array()).tanh());
+  d.emplace_back(y.array() * (1.0 - y.array()));
+  d.emplace_back(0.5 * (1.0 + (0.5 * y.array()).tanh()));
+  y = y.array().max(0.0) + (-y.array().abs()).exp().log1p();
+  d.emplace_back((y.array() > 0.0).cast<double>());
+  y = y.array().max(0.0);
+  d.emplace_back(3.0 * y.array().pow(2.0));
+  y = y.array().pow(3.0);
+  d.emplace_back(((y.array() > -1.0) && (y.array() < 1.0)).cast<double>());
+  y = y.array().max(-1.0).min(1.0);
+  y = y.array().tanh();
+  d.emplace_back(1.0 - y.array().square());
+  d.push_back(std::move(y));  // the value, as Infield's linearize returns it
   return d;
 }
 
@@ -111,13 +115,11 @@ void BM_ChainJvp_Infield(benchmark::State& state) {
 }
 void BM_ChainJvp_Eigen(benchmark::State& state) {
   auto d = derivatives_by_hand(random_values(kValues, 1));
+  d.pop_back();
   VectorXd v = random_values(kValues, 2);
   for (auto _ : state) {
     VectorXd t = d[0].cwiseProduct(v);
-    for (std::size_t k = 1; k < d.size(); ++k) {
-      VectorXd next = d[k].cwiseProduct(t);  // one temporary per step
-      t.swap(next);
-    }
+    for (std::size_t k = 1; k < d.size(); ++k) t = d[k].cwiseProduct(t);
     benchmark::DoNotOptimize(t);
   }
 }
@@ -131,13 +133,11 @@ void BM_ChainVjp_Infield(benchmark::State& state) {
 }
 void BM_ChainVjp_Eigen(benchmark::State& state) {
   auto d = derivatives_by_hand(random_values(kValues, 1));
+  d.pop_back();
   VectorXd u = random_values(kValues, 3);
   for (auto _ : state) {
     VectorXd t = d.back().cwiseProduct(u);
-    for (std::size_t k = d.size() - 1; k-- > 0;) {
-      VectorXd next = d[k].cwiseProduct(t);
-      t.swap(next);
-    }
+    for (std::size_t k = d.size() - 1; k-- > 0;) t = d[k].cwiseProduct(t);
     benchmark::DoNotOptimize(t);
   }
 }
@@ -166,6 +166,23 @@ void BM_DenseLayer_Eigen(benchmark::State& state) {
   }
 }
 
+void BM_DenseLayerJvp_Infield(benchmark::State& state) {
+  using namespace infield;
+  auto layer = relu(batch_matrix_operator(unstructured(kBatch), unstructured(kWidth),
+                                          unstructured(kWidth), Eigen::MatrixXd::Random(kWidth, kWidth)));
+  auto lin = layer->linearize(Field(layer->domain(), random_values(kBatch * kWidth, 4)));
+  Field v(layer->domain(), random_values(kBatch * kWidth, 5));
+  for (auto _ : state) benchmark::DoNotOptimize(lin.jacobian->times(v));
+}
+void BM_DenseLayerVjp_Infield(benchmark::State& state) {
+  using namespace infield;
+  auto layer = relu(batch_matrix_operator(unstructured(kBatch), unstructured(kWidth),
+                                          unstructured(kWidth), Eigen::MatrixXd::Random(kWidth, kWidth)));
+  auto lin = layer->linearize(Field(layer->domain(), random_values(kBatch * kWidth, 4)));
+  Field u(layer->target(), random_values(kBatch * kWidth, 6));
+  for (auto _ : state) benchmark::DoNotOptimize(lin.jacobian->adjoint_times(u));
+}
+
 BENCHMARK(BM_ChainForward_Infield)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ChainForward_Eigen)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ChainLinearize_Infield)->Unit(benchmark::kMillisecond);
@@ -176,6 +193,8 @@ BENCHMARK(BM_ChainVjp_Infield)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ChainVjp_Eigen)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DenseLayer_Infield)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DenseLayer_Eigen)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DenseLayerJvp_Infield)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DenseLayerVjp_Infield)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -33,6 +33,9 @@ def main():
     fwd = t["BM_ChainForward_Infield"]
     for mode in ("Jvp", "Vjp"):
         print(f"Chain {mode} / forward (Infield): {t[f'BM_Chain{mode}_Infield'] / fwd:.2f}")
+    dense = t["BM_DenseLayer_Infield"]
+    for mode in ("Jvp", "Vjp"):
+        print(f"DenseLayer {mode} / forward (Infield): {t[f'BM_DenseLayer{mode}_Infield'] / dense:.2f}")
     print("Chain (linearize + JVP) / forward (Infield): "
           f"{(t['BM_ChainLinearize_Infield'] + t['BM_ChainJvp_Infield']) / fwd:.2f}")
 

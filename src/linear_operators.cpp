@@ -20,6 +20,7 @@ class ScalingOperator final : public LinearOperator {
     return factor_ != 0.0 ? kAllModes : (kTimes | kAdjointTimes);
   }
   std::string name() const override { return "ScalingOperator"; }
+  bool in_place_safe() const override { return true; }
   void apply_times(ConstVectorRef x, VectorRef out) const override { out = factor_ * x; }
   void apply_adjoint(ConstVectorRef y, VectorRef out) const override { out = factor_ * y; }
   void apply_inverse(ConstVectorRef y, VectorRef out) const override { out = y / factor_; }
@@ -40,6 +41,7 @@ class DiagonalOperator final : public LinearOperator {
     return invertible_ ? kAllModes : (kTimes | kAdjointTimes);
   }
   std::string name() const override { return "DiagonalOperator"; }
+  bool in_place_safe() const override { return true; }
   void apply_times(ConstVectorRef x, VectorRef out) const override {
     out.array() = diagonal_.array() * x.array();
   }

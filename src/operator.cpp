@@ -84,6 +84,16 @@ FlatLinearization LinearOperator::linearize_flat(ConstVectorRef x) const {
   return {evaluate(x), self()};
 }
 
+Eigen::VectorXd LinearOperator::evaluate_consuming(Eigen::VectorXd&& x) const {
+  if (!in_place_safe() || target().size() != x.size()) return evaluate(x);
+  apply_times(x, x);
+  return std::move(x);
+}
+
+FlatLinearization LinearOperator::linearize_consuming(Eigen::VectorXd&& x) const {
+  return {evaluate_consuming(std::move(x)), self()};
+}
+
 LinearOperatorPtr LinearOperator::self() const {
   return std::static_pointer_cast<const LinearOperator>(shared_from_this());
 }
@@ -112,8 +122,14 @@ unsigned swap_inverse_bits(unsigned caps) {
 /// ops[0] ∘ ops[1] ∘ ... ∘ ops[n-1]; flattened so that long chains are one object.
 class ChainLinearOperator final : public LinearOperator {
  public:
-  explicit ChainLinearOperator(std::vector<LinearOperatorPtr> ops)
-      : LinearOperator(ops.back()->domain(), ops.front()->target()), ops_(std::move(ops)) {
+  explicit ChainLinearOperator(const std::vector<LinearOperatorPtr>& ops)
+      : LinearOperator(ops.back()->domain(), ops.front()->target()) {
+    for (const auto& op : ops) {  // flattened, so that in-place runs see every step
+      if (const auto* chain = dynamic_cast<const ChainLinearOperator*>(op.get()))
+        ops_.insert(ops_.end(), chain->ops_.begin(), chain->ops_.end());
+      else
+        ops_.push_back(op);
+    }
     caps_ = kTimes | kAdjointTimes | kInverseTimes | kAdjointInverseTimes;
     for (const auto& op : ops_) caps_ &= op->capabilities();
   }
@@ -140,7 +156,18 @@ class ChainLinearOperator final : public LinearOperator {
       return *(from_back ? ops_[n - 1 - k] : ops_[k]);
     };
     if (n == 1) return op_at(0).apply_mode(mode, x, out);
-    // Two buffers alternate, so a chain allocates at most twice per application.
+    // When every later step maps out.size() values to as many and may work in place, the whole
+    // chain runs inside `out` with no allocation (chains of diagonal Jacobians do).
+    bool in_place = op_at(0).output_space(mode).size() == out.size();
+    for (std::size_t k = 1; k < n && in_place; ++k)
+      in_place = op_at(k).in_place_safe() && op_at(k).input_space(mode).size() == out.size() &&
+                 op_at(k).output_space(mode).size() == out.size();
+    if (in_place) {
+      op_at(0).apply_mode(mode, x, out);
+      for (std::size_t k = 1; k < n; ++k) op_at(k).apply_mode(mode, out, out);
+      return;
+    }
+    // Otherwise two buffers alternate, so a chain allocates at most twice per application.
     Eigen::VectorXd current(op_at(0).output_space(mode).size()), next;
     op_at(0).apply_mode(mode, x, current);
     for (std::size_t k = 1; k + 1 < n; ++k) {
@@ -256,13 +283,7 @@ LinearOperatorPtr compose(LinearOperatorPtr outer, LinearOperatorPtr inner) {
   check_not_null(inner.get(), "compose", "inner");
   check_same_space(outer->domain(), inner->target(), "compose",
                    "inner's target vs outer's domain:");
-  std::vector<LinearOperatorPtr> ops;
-  for (const auto& op : {outer, inner}) {
-    if (const auto* chain = dynamic_cast<const ChainLinearOperator*>(op.get()))
-      ops.insert(ops.end(), chain->ops().begin(), chain->ops().end());
-    else
-      ops.push_back(op);
-  }
+  std::vector<LinearOperatorPtr> ops{std::move(outer), std::move(inner)};
   return std::make_shared<ChainLinearOperator>(std::move(ops));
 }
 
@@ -318,15 +339,29 @@ class ChainOperator final : public Operator {
   const std::vector<OperatorPtr>& ops() const { return ops_; }
 
   Eigen::VectorXd evaluate(ConstVectorRef x) const override {
-    Eigen::VectorXd current = ops_.back()->evaluate(x);
-    for (std::size_t k = ops_.size() - 1; k-- > 0;) current = ops_[k]->evaluate(current);
-    return current;
+    return run_evaluate(ops_.back()->evaluate(x));
+  }
+  Eigen::VectorXd evaluate_consuming(Eigen::VectorXd&& x) const override {
+    return run_evaluate(ops_.back()->evaluate_consuming(std::move(x)));
   }
   FlatLinearization linearize_flat(ConstVectorRef x) const override {
-    FlatLinearization lin = ops_.back()->linearize_flat(x);
-    std::vector<LinearOperatorPtr> jacobians{lin.jacobian};
+    return run_linearize(ops_.back()->linearize_flat(x));
+  }
+  FlatLinearization linearize_consuming(Eigen::VectorXd&& x) const override {
+    return run_linearize(ops_.back()->linearize_consuming(std::move(x)));
+  }
+
+ private:
+  // Each intermediate is consumed by the next operator, which may reuse its storage.
+  Eigen::VectorXd run_evaluate(Eigen::VectorXd current) const {
+    for (std::size_t k = ops_.size() - 1; k-- > 0;)
+      current = ops_[k]->evaluate_consuming(std::move(current));
+    return current;
+  }
+  FlatLinearization run_linearize(FlatLinearization lin) const {
+    std::vector<LinearOperatorPtr> jacobians{std::move(lin.jacobian)};
     for (std::size_t k = ops_.size() - 1; k-- > 0;) {
-      FlatLinearization next = ops_[k]->linearize_flat(lin.value);
+      FlatLinearization next = ops_[k]->linearize_consuming(std::move(lin.value));
       jacobians.push_back(std::move(next.jacobian));
       lin.value = std::move(next.value);
     }
@@ -335,7 +370,6 @@ class ChainOperator final : public Operator {
     return lin;
   }
 
- private:
   std::vector<OperatorPtr> ops_;
 };
 

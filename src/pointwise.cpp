@@ -15,6 +15,7 @@ class PointwiseJacobian final : public LinearOperator {
   PointwiseJacobian(const Space& space, Eigen::VectorXd derivative)
       : LinearOperator(space, space), derivative_(std::move(derivative)) {}
   std::string name() const override { return "PointwiseJacobian"; }
+  bool in_place_safe() const override { return true; }
   void apply_times(ConstVectorRef x, VectorRef out) const override {
     out.array() = derivative_.array() * x.array();
   }
@@ -48,6 +49,25 @@ class PointwiseOperator final : public Operator {
     return {std::move(y), std::make_shared<PointwiseJacobian>(domain(), std::move(d))};
   }
 
+  // The value overwrites the consumed input; the derivative is computed from x before that
+  // where it needs x, and from the value after it otherwise.
+  Eigen::VectorXd evaluate_consuming(Eigen::VectorXd&& x) const override {
+    value(x, x);
+    return std::move(x);
+  }
+
+  FlatLinearization linearize_consuming(Eigen::VectorXd&& x) const override {
+    Eigen::VectorXd d(x.size());
+    if (derivative_from_value()) {
+      value(x, x);
+      derivative(x, x, d);
+    } else {
+      derivative(x, x, d);  // y is unused by these functions
+      value(x, x);
+    }
+    return {std::move(x), std::make_shared<PointwiseJacobian>(domain(), std::move(d))};
+  }
+
  private:
   // One switch per call, whole-array Eigen expressions inside: no per-element dispatch.
   void value(ConstVectorRef x, VectorRef y) const {
@@ -69,6 +89,12 @@ class PointwiseOperator final : public Operator {
     }
   }
 
+  bool derivative_from_value() const {
+    return fn_ == PointwiseFunction::kExp || fn_ == PointwiseFunction::kSqrt ||
+           fn_ == PointwiseFunction::kSigmoid || fn_ == PointwiseFunction::kTanh;
+  }
+
+  // Uses y only where derivative_from_value(), x only otherwise.
   void derivative(ConstVectorRef x, ConstVectorRef y, VectorRef d) const {
     auto xa = x.array();
     auto ya = y.array();

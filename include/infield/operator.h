@@ -61,6 +61,12 @@ class Operator : public std::enable_shared_from_this<Operator> {
   /// combinators after the spaces were checked once.
   virtual Eigen::VectorXd evaluate(ConstVectorRef x) const = 0;
   virtual FlatLinearization linearize_flat(ConstVectorRef x) const = 0;
+  /// As evaluate / linearize_flat, for an input the caller no longer needs: an operator may reuse
+  /// its storage for the result (pointwise functions do), so chains run without allocating.
+  virtual Eigen::VectorXd evaluate_consuming(Eigen::VectorXd&& x) const { return evaluate(x); }
+  virtual FlatLinearization linearize_consuming(Eigen::VectorXd&& x) const {
+    return linearize_flat(x);
+  }
 
   /// A short description of the operator, for error messages and debugging.
   virtual std::string name() const { return "Operator"; }
@@ -87,6 +93,9 @@ class LinearOperator : public Operator {
   /// Bitwise OR of the Modes this operator supports (times and adjoint at least).
   virtual unsigned capabilities() const { return kTimes | kAdjointTimes; }
   bool supports(Mode mode) const { return (capabilities() & mode) != 0; }
+  /// True if every supported mode may be called with `out` aliasing `x` exactly (diagonal-like
+  /// operators); chains of such operators then run in one buffer.
+  virtual bool in_place_safe() const { return false; }
 
   Field times(const Field& x) const;
   Field adjoint_times(const Field& y) const;
@@ -108,6 +117,8 @@ class LinearOperator : public Operator {
 
   Eigen::VectorXd evaluate(ConstVectorRef x) const final;
   FlatLinearization linearize_flat(ConstVectorRef x) const final;
+  Eigen::VectorXd evaluate_consuming(Eigen::VectorXd&& x) const final;
+  FlatLinearization linearize_consuming(Eigen::VectorXd&& x) const final;
   std::string name() const override { return "LinearOperator"; }
 
   /// This operator as a shared pointer (operators are always owned by shared pointers).
