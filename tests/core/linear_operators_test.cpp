@@ -207,6 +207,17 @@ struct InvertibleComposition {
   static unsigned capabilities() { return kAll; }
   static BadInputs bad() { return {}; }
 };
+struct DiagonalChain {
+  // Runs in place inside the output buffer (every step is diagonal-like).
+  static LinearOperatorPtr make() {
+    auto s = regular_grid({8});
+    return compose(diagonal_operator(s, Eigen::VectorXd::LinSpaced(8, 1, 2)),
+                   scaling_operator(s, -3.0),
+                   diagonal_operator(s, Eigen::VectorXd::LinSpaced(8, -2, -1)));
+  }
+  static unsigned capabilities() { return kAll; }
+  static BadInputs bad() { return {}; }
+};
 struct Sum {
   static LinearOperatorPtr make() {
     auto s = regular_grid({3, 2});
@@ -303,7 +314,7 @@ class LinearOperatorTest : public ::testing::Test {};
 using Cases = ::testing::Types<Scaling, ScalingByZero, Diagonal, DiagonalWithZero,
                                RectangularMatrix, SquareMatrix, Mask, ContractionMiddle, Broadcast,
                                BlockDiagonalSquare, BlockDiagonalRectangular, BatchMatrix, FieldAdapterCase,
-                               FieldEmbedding, Sandwich, Composition, InvertibleComposition, Sum,
+                               FieldEmbedding, Sandwich, Composition, InvertibleComposition, DiagonalChain, Sum,
                                Difference, Scaled, AdjointView, InverseView, UserLinear,
                                OnMultiField>;
 TYPED_TEST_SUITE(LinearOperatorTest, Cases);
@@ -392,6 +403,17 @@ TEST(LinearOperators, SandwichIsBunTransposeCheeseBun) {
                      diagonal_operator(unstructured(3), n));
   Field x(unstructured(4), Eigen::Vector4d(1, -1, 2, 0.5));
   EXPECT_TRUE(op->times(x).values().isApprox(b.transpose() * n.asDiagonal() * b * x.values(), 1e-14));
+}
+
+TEST(LinearOperators, InPlaceChainEqualsTheProductOfDiagonals) {
+  auto s = unstructured(4);
+  Eigen::Vector4d a(1, 2, 3, 4), b(-1, 0.5, 2, 1);
+  auto op = compose(diagonal_operator(s, a), scaling_operator(s, 2.0), diagonal_operator(s, b));
+  Field x(s, Eigen::Vector4d(1, 1, 2, -1));
+  Eigen::Vector4d expected = (2.0 * a.array() * b.array() * x.values().array()).matrix();
+  EXPECT_TRUE(op->times(x).values().isApprox(expected, 1e-15));
+  EXPECT_TRUE(op->adjoint_times(x).values().isApprox(expected, 1e-15));
+  EXPECT_TRUE(op->inverse_times(op->times(x)).values().isApprox(x.values(), 1e-14));
 }
 
 TEST(LinearOperators, AdjointOfAdjointAndInverseOfInverseAreTheOriginal) {

@@ -238,6 +238,24 @@ TEST(Pointwise, ValuesMatchTheStandardFunctions) {
   expect(clip(s, 0.1, 1.5), [](double v) { return std::clamp(v, 0.1, 1.5); });
 }
 
+TEST(Pointwise, ConsumingEvaluationEqualsTheCopyingOne) {
+  // Chains hand intermediates to evaluate_consuming / linearize_consuming, which overwrite them.
+  Space s = unstructured(50);
+  Field x = positive_point(s);
+  Field v = normal_point(s, 9);
+  for (int fn = 0; fn <= static_cast<int>(PointwiseFunction::kClip); ++fn) {
+    auto op = pointwise(static_cast<PointwiseFunction>(fn), s, 1.5, 2.5);
+    Eigen::VectorXd copy = x.values();
+    EXPECT_EQ(op->evaluate_consuming(std::move(copy)), op->evaluate(x.values())) << op->name();
+    Eigen::VectorXd copy2 = x.values();
+    FlatLinearization consumed = op->linearize_consuming(std::move(copy2));
+    FlatLinearization plain = op->linearize_flat(x.values());
+    EXPECT_EQ(consumed.value, plain.value) << op->name();
+    EXPECT_EQ(consumed.jacobian->evaluate(v.values()), plain.jacobian->evaluate(v.values()))
+        << op->name();
+  }
+}
+
 TEST(Pointwise, SigmoidAndSoftplusAreStableForLargeArguments) {
   Space s = unstructured(2);
   Field x(s, Eigen::Vector2d(-800.0, 800.0));
