@@ -26,6 +26,13 @@ class DomainMismatch : public InvalidArgument {
   using InvalidArgument::InvalidArgument;
 };
 
+/// Thrown for unreadable or malformed files (bad magic, truncated data, unsupported format) and
+/// failed writes; the message names the file and what is wrong.
+class FileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// Thrown when an operator is asked for a mode it does not support (e.g. an inverse).
 class UnsupportedOperation : public std::logic_error {
  public:

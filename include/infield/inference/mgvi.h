@@ -1,0 +1,150 @@
+#pragma once
+/// @file inference/mgvi.h
+/// @brief Metric Gaussian Variational Inference: metric samples, the sampled KL, sample lists and
+/// the one-call `optimize_kl` driver.
+///
+/// Around an expansion point xi_bar with model Jacobian J and likelihood metric F, a residual is
+/// delta = M^{-1} theta with theta = J^T n + eta, n ~ N(0, F), eta ~ N(0, 1), M = J^T F J + 1, so
+/// Cov(delta) = M^{-1}. Samples come in mirrored pairs xi_bar +- delta. The sampled KL
+///   KL(xi) = (1/K) sum_k H(xi + delta_k)
+/// is minimised over xi with the residuals held fixed; then residuals are redrawn at the new point.
+/// Every sample has its own random stream, derived from (seed, global iteration, pair index), so
+/// results do not depend on the number of threads, and a resumed run repeats an uninterrupted one.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "infield/energy.h"
+#include "infield/inference/conjugate_gradient.h"
+#include "infield/inference/minimizer.h"
+
+namespace infield {
+
+/// Samples xi_bar + residual_k (and xi_bar - residual_k when mirrored) of the approximate posterior.
+class SampleList {
+ public:
+  SampleList() = default;
+  SampleList(Field mean, std::vector<Eigen::VectorXd> residuals, bool mirrored);
+
+  const Field& mean() const { return mean_; }
+  const std::vector<Eigen::VectorXd>& residuals() const { return residuals_; }
+  bool mirrored() const { return mirrored_; }
+  /// Number of samples: 2 x residuals when mirrored.
+  int size() const;
+  /// Sample k (0 <= k < size()); mirrored pairs are k = 2i (plus) and 2i + 1 (minus).
+  Field sample(int k) const;
+  /// The signed residuals, one per sample.
+  std::vector<Eigen::VectorXd> signed_residuals() const;
+
+  struct Statistics {
+    Field mean;
+    Field std;  ///< Unbiased (divides by n - 1); zero with one sample.
+  };
+  /// Mean and standard deviation over the samples of op(sample); op->domain() must be the
+  /// samples' space. Samples are evaluated in parallel.
+  Statistics statistics(const Operator& op) const;
+
+ private:
+  Field mean_;
+  std::vector<Eigen::VectorXd> residuals_;
+  bool mirrored_ = true;
+};
+
+struct SamplingOptions {
+  /// Mirrored pairs to draw (each gives two samples).
+  int pairs = 4;
+  /// CG for M delta = theta.
+  ConjugateGradientOptions cg = {1e-8, 0.0, 500};
+  /// Keys of a MultiField position that are point-estimated: their residuals are zero and the
+  /// metric is restricted to the other keys.
+  std::vector<std::string> point_estimates;
+  void validate() const;
+};
+
+struct SamplingSummary {
+  int cg_iterations = 0;       ///< Summed over all samples.
+  int cg_not_converged = 0;    ///< Number of samples whose CG did not reach its tolerance.
+  std::vector<ConjugateGradientSummary> per_sample;
+};
+
+/// Draws `options.pairs` mirrored residual pairs around `position`, in parallel (oneTBB), sample i
+/// from the random stream (seed, stream, i).
+SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& position,
+                        const SamplingOptions& options, std::uint64_t seed, std::uint64_t stream,
+                        SamplingSummary* summary = nullptr);
+
+/// The sampled KL (1/K) sum_k H(xi + r_k) with residuals r_k held fixed; value, gradient and the
+/// averaged metric, evaluated over the samples in parallel and summed in a fixed order.
+class SampledKL final : public Energy {
+ public:
+  SampledKL(std::shared_ptr<const StandardHamiltonian> hamiltonian,
+            std::vector<Eigen::VectorXd> signed_residuals);
+  bool has_metric() const override { return true; }
+  EnergyEvaluation evaluate(ConstVectorRef x, unsigned request) const override;
+
+ private:
+  std::shared_ptr<const StandardHamiltonian> hamiltonian_;
+  std::vector<Eigen::VectorXd> residuals_;
+};
+
+/// Settings of one global iteration.
+struct GlobalIterationSettings {
+  /// Mirrored sample pairs; 0 means a maximum a posteriori step (no samples).
+  int sample_pairs = 4;
+  /// Minimizer of the sampled KL (default: Newton-CG with the averaged metric).
+  MinimizerPtr minimizer;
+  ConjugateGradientOptions sampling_cg = {1e-8, 0.0, 500};
+  std::vector<std::string> point_estimates;
+};
+
+struct GlobalIterationReport {
+  int iteration = 0;
+  int samples = 0;
+  double kl_value = 0.0;        ///< Sampled KL after the minimisation.
+  double gradient_norm = 0.0;   ///< Its gradient norm.
+  int sampling_cg_iterations = 0;
+  int sampling_cg_not_converged = 0;
+  MinimizerSummary minimizer;
+  double seconds_sampling = 0.0;
+  double seconds_minimizing = 0.0;
+  /// The progress line printed for this iteration.
+  std::string progress_line() const;
+};
+
+struct OptimizeKLOptions {
+  int global_iterations = 5;
+  /// Settings per global iteration; when empty, `settings` is used for every iteration.
+  std::function<GlobalIterationSettings(int iteration)> schedule;
+  GlobalIterationSettings settings;
+  std::uint64_t seed = 42;
+  /// Checkpoint file written atomically after every global iteration; empty disables.
+  std::filesystem::path checkpoint;
+  /// Continue from `checkpoint` if it exists (it is validated: same problem, seed and iterations).
+  bool resume = false;
+  /// One progress line per global iteration goes here; null silences it.
+  std::ostream* progress = nullptr;
+  /// Called after each global iteration with its report and the current samples.
+  std::function<void(const GlobalIterationReport&, const SampleList&)> callback;
+  void validate() const;
+};
+
+struct OptimizeKLSummary {
+  std::vector<GlobalIterationReport> iterations;
+  /// The final samples (their mean is the final expansion point).
+  SampleList samples;
+  /// Global iterations restored from the checkpoint rather than run.
+  int resumed_iterations = 0;
+  /// True if every sampling CG and every minimisation converged.
+  bool all_converged() const;
+};
+
+/// MGVI: for each global iteration, draw samples at the current point, minimise the sampled KL,
+/// report, checkpoint.
+OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamiltonian,
+                              Field initial_position, const OptimizeKLOptions& options);
+
+}  // namespace infield

@@ -1,0 +1,481 @@
+#include "infield/inference/mgvi.h"
+
+#include <tbb/parallel_for.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <ostream>
+#include <random>
+#include <sstream>
+
+#include "infield/error.h"
+#include "infield/linear_operators.h"
+
+namespace infield {
+
+// ---- SampleList ----------------------------------------------------------------------------------
+
+SampleList::SampleList(Field mean, std::vector<Eigen::VectorXd> residuals, bool mirrored)
+    : mean_(std::move(mean)), residuals_(std::move(residuals)), mirrored_(mirrored) {
+  for (const auto& r : residuals_)
+    check_argument(r.size() == mean_.size(), "SampleList", "residuals",
+                   "must have the size of the mean");
+}
+
+int SampleList::size() const {
+  return static_cast<int>(residuals_.size()) * (mirrored_ ? 2 : 1);
+}
+
+Field SampleList::sample(int k) const {
+  check_argument(k >= 0 && k < size(), "SampleList::sample", "k", "is out of range");
+  if (!mirrored_) return Field(mean_.space(), mean_.values() + residuals_[k]);
+  const auto& r = residuals_[k / 2];
+  return Field(mean_.space(), k % 2 == 0 ? Eigen::VectorXd(mean_.values() + r)
+                                         : Eigen::VectorXd(mean_.values() - r));
+}
+
+std::vector<Eigen::VectorXd> SampleList::signed_residuals() const {
+  std::vector<Eigen::VectorXd> out;
+  for (const auto& r : residuals_) {
+    out.push_back(r);
+    if (mirrored_) out.push_back(-r);
+  }
+  return out;
+}
+
+SampleList::Statistics SampleList::statistics(const Operator& op) const {
+  check_same_space(op.domain(), mean_.space(), "SampleList::statistics", "op's domain");
+  const int n = size();
+  check_argument(n > 0, "SampleList::statistics", "samples", "must not be empty");
+  std::vector<Eigen::VectorXd> values(n);
+  tbb::parallel_for(0, n, [&](int k) { values[k] = op.evaluate(sample(k).values()); });
+  Eigen::VectorXd mean = Eigen::VectorXd::Zero(op.target().size());
+  for (const auto& v : values) mean += v;  // fixed order: thread-count independent
+  mean /= n;
+  Eigen::VectorXd var = Eigen::VectorXd::Zero(mean.size());
+  for (const auto& v : values) var += (v - mean).cwiseAbs2();
+  if (n > 1) var /= (n - 1);
+  return {Field(op.target(), std::move(mean)), Field(op.target(), var.cwiseSqrt())};
+}
+
+// ---- Sampling ------------------------------------------------------------------------------------
+
+void SamplingOptions::validate() const {
+  check_argument(pairs >= 1, "SamplingOptions", "pairs", "must be at least 1");
+  cg.validate();
+}
+
+namespace {
+
+std::mt19937_64 sample_stream(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
+  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                    static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32),
+                    static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32)};
+  return std::mt19937_64(seq);
+}
+
+/// Which entries of the flat position are sampled (all but the point-estimated keys).
+std::vector<bool> sampled_entries(const Space& space, const std::vector<std::string>& keys) {
+  std::vector<bool> keep(space.size(), true);
+  if (keys.empty()) return keep;
+  const MultiDomain& md = space.multi();  // throws if point estimates are given for a plain field
+  for (const auto& key : keys) {
+    const auto& e = md.at(key);
+    std::fill(keep.begin() + e.offset, keep.begin() + e.offset + e.domain.size(), false);
+  }
+  return keep;
+}
+
+}  // namespace
+
+SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& position,
+                        const SamplingOptions& options, std::uint64_t seed, std::uint64_t stream,
+                        SamplingSummary* summary) {
+  options.validate();
+  check_same_space(hamiltonian.domain(), position.space(), "draw_samples", "position");
+  check_finite(position.values(), "draw_samples", "position");
+  // One linearisation at the expansion point serves every sample and every metric product.
+  const FlatLinearization lin = hamiltonian.model()->linearize_flat(position.values());
+  const LinearOperatorPtr metric =
+      sandwich(lin.jacobian, hamiltonian.likelihood()->metric(lin.value)) +
+      identity_operator(hamiltonian.domain());
+  const std::vector<bool> keep = sampled_entries(position.space(), options.point_estimates);
+  const bool restricted = std::find(keep.begin(), keep.end(), false) != keep.end();
+  LinearOperatorPtr projection, solve_metric = metric;
+  if (restricted) {
+    projection = mask_operator(position.space(), keep);
+    solve_metric = compose(projection, metric, adjoint(projection));
+  }
+
+  std::vector<Eigen::VectorXd> residuals(options.pairs);
+  std::vector<ConjugateGradientSummary> cg(options.pairs);
+  tbb::parallel_for(0, options.pairs, [&](int i) {
+    std::mt19937_64 rng = sample_stream(seed, stream, static_cast<std::uint64_t>(i));
+    Eigen::VectorXd theta = hamiltonian.draw_metric_sample(*lin.jacobian, lin.value, rng);
+    if (!restricted) {
+      residuals[i] = Eigen::VectorXd::Zero(theta.size());
+      cg[i] = conjugate_gradient(*solve_metric, theta, residuals[i], options.cg);
+      return;
+    }
+    Eigen::VectorXd theta_r = projection->evaluate(theta);
+    Eigen::VectorXd delta_r = Eigen::VectorXd::Zero(theta_r.size());
+    cg[i] = conjugate_gradient(*solve_metric, theta_r, delta_r, options.cg);
+    residuals[i] = Eigen::VectorXd(theta.size());
+    projection->apply_adjoint(delta_r, residuals[i]);
+  });
+  if (summary) {
+    *summary = {};
+    for (const auto& s : cg) {
+      summary->cg_iterations += s.iterations;
+      summary->cg_not_converged += s.converged() ? 0 : 1;
+    }
+    summary->per_sample = std::move(cg);
+  }
+  return SampleList(position, std::move(residuals), true);
+}
+
+// ---- Sampled KL ----------------------------------------------------------------------------------
+namespace {
+
+/// (1/K) sum_k M_k, applied to all samples in parallel and summed in a fixed order.
+class AveragedMetric final : public LinearOperator {
+ public:
+  AveragedMetric(const Space& space, std::vector<LinearOperatorPtr> metrics)
+      : LinearOperator(space, space), metrics_(std::move(metrics)) {}
+  std::string name() const override { return "AveragedMetric"; }
+  void apply_times(ConstVectorRef x, VectorRef out) const override { average(x, out); }
+  void apply_adjoint(ConstVectorRef y, VectorRef out) const override { average(y, out); }
+
+ private:
+  void average(ConstVectorRef x, VectorRef out) const {
+    const int k = static_cast<int>(metrics_.size());
+    std::vector<Eigen::VectorXd> parts(k, Eigen::VectorXd(x.size()));
+    tbb::parallel_for(0, k, [&](int i) { metrics_[i]->apply_times(x, parts[i]); });
+    out = parts[0];
+    for (int i = 1; i < k; ++i) out += parts[i];
+    out /= k;
+  }
+  std::vector<LinearOperatorPtr> metrics_;
+};
+
+}  // namespace
+
+SampledKL::SampledKL(std::shared_ptr<const StandardHamiltonian> hamiltonian,
+                     std::vector<Eigen::VectorXd> signed_residuals)
+    : Energy(hamiltonian ? hamiltonian->domain() : Space()), hamiltonian_(std::move(hamiltonian)),
+      residuals_(std::move(signed_residuals)) {
+  check_argument(hamiltonian_ != nullptr, "SampledKL", "hamiltonian", "must not be null");
+  if (residuals_.empty()) residuals_.push_back(Eigen::VectorXd::Zero(domain().size()));
+  for (const auto& r : residuals_)
+    check_argument(r.size() == domain().size(), "SampledKL", "signed_residuals",
+                   "must have the size of the domain");
+}
+
+EnergyEvaluation SampledKL::evaluate(ConstVectorRef x, unsigned request) const {
+  const int k = static_cast<int>(residuals_.size());
+  std::vector<EnergyEvaluation> parts(k);
+  tbb::parallel_for(0, k, [&](int i) {
+    parts[i] = hamiltonian_->evaluate(x + residuals_[i], request);
+  });
+  EnergyEvaluation out;
+  for (int i = 0; i < k; ++i) out.value += parts[i].value;
+  out.value /= k;
+  if (request & kGradient) {
+    out.gradient = parts[0].gradient;
+    for (int i = 1; i < k; ++i) out.gradient += parts[i].gradient;
+    out.gradient /= k;
+  }
+  if (request & kMetric) {
+    std::vector<LinearOperatorPtr> metrics;
+    for (auto& p : parts) metrics.push_back(std::move(p.metric));
+    out.metric = k == 1 ? metrics[0] : std::make_shared<AveragedMetric>(domain(), std::move(metrics));
+  }
+  return out;
+}
+
+// ---- Checkpoints ---------------------------------------------------------------------------------
+namespace {
+
+constexpr char kCheckpointMagic[8] = {'I', 'N', 'F', 'K', 'L', 'C', 'K', '1'};
+
+std::uint64_t fnv1a(const std::string& bytes) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+class Writer {
+ public:
+  template <typename T>
+  void put(const T& v) {
+    out_.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
+  void put_string(const std::string& s) {
+    put<std::uint64_t>(s.size());
+    out_.append(s);
+  }
+  void put_vector(const Eigen::VectorXd& v) {
+    put<std::uint64_t>(static_cast<std::uint64_t>(v.size()));
+    out_.append(reinterpret_cast<const char*>(v.data()), sizeof(double) * v.size());
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  Reader(std::string bytes, std::filesystem::path path) : in_(std::move(bytes)), path_(std::move(path)) {}
+  template <typename T>
+  T get() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, in_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<std::uint64_t>();
+    need(n);
+    std::string s = in_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  Eigen::VectorXd get_vector() {
+    const auto n = get<std::uint64_t>();
+    need(n * sizeof(double));
+    Eigen::VectorXd v(static_cast<Eigen::Index>(n));
+    std::memcpy(v.data(), in_.data() + pos_, n * sizeof(double));
+    pos_ += n * sizeof(double);
+    return v;
+  }
+  [[noreturn]] void fail(const std::string& why) const {
+    throw FileError("optimize_kl: checkpoint " + path_.string() + " " + why);
+  }
+
+ private:
+  void need(std::uint64_t n) const {
+    if (n > in_.size() - pos_) fail("is truncated");
+  }
+  std::string in_;
+  std::size_t pos_ = 0;
+  std::filesystem::path path_;
+};
+
+void put_report(Writer& w, const GlobalIterationReport& r) {
+  w.put<std::int32_t>(r.iteration);
+  w.put<std::int32_t>(r.samples);
+  w.put(r.kl_value);
+  w.put(r.gradient_norm);
+  w.put<std::int32_t>(r.sampling_cg_iterations);
+  w.put<std::int32_t>(r.sampling_cg_not_converged);
+  w.put<std::int32_t>(static_cast<std::int32_t>(r.minimizer.status));
+  w.put<std::int32_t>(r.minimizer.iterations);
+  w.put<std::int32_t>(r.minimizer.energy_evaluations);
+  w.put<std::int32_t>(r.minimizer.cg_iterations);
+  w.put<std::int32_t>(r.minimizer.cg_not_converged);
+  w.put(r.minimizer.initial_value);
+  w.put(r.minimizer.final_value);
+  w.put(r.minimizer.gradient_norm);
+  w.put_string(r.minimizer.message);
+  w.put(r.seconds_sampling);
+  w.put(r.seconds_minimizing);
+}
+
+GlobalIterationReport get_report(Reader& in) {
+  GlobalIterationReport r;
+  r.iteration = in.get<std::int32_t>();
+  r.samples = in.get<std::int32_t>();
+  r.kl_value = in.get<double>();
+  r.gradient_norm = in.get<double>();
+  r.sampling_cg_iterations = in.get<std::int32_t>();
+  r.sampling_cg_not_converged = in.get<std::int32_t>();
+  const auto status = in.get<std::int32_t>();
+  if (status < 0 || status > static_cast<int>(MinimizerStatus::kNumericalError))
+    in.fail("has an invalid minimizer status");
+  r.minimizer.status = static_cast<MinimizerStatus>(status);
+  r.minimizer.iterations = in.get<std::int32_t>();
+  r.minimizer.energy_evaluations = in.get<std::int32_t>();
+  r.minimizer.cg_iterations = in.get<std::int32_t>();
+  r.minimizer.cg_not_converged = in.get<std::int32_t>();
+  r.minimizer.initial_value = in.get<double>();
+  r.minimizer.final_value = in.get<double>();
+  r.minimizer.gradient_norm = in.get<double>();
+  r.minimizer.message = in.get_string();
+  r.seconds_sampling = in.get<double>();
+  r.seconds_minimizing = in.get<double>();
+  return r;
+}
+
+struct Checkpoint {
+  std::string space;
+  std::uint64_t seed = 0;
+  Eigen::VectorXd position;
+  std::vector<GlobalIterationReport> reports;
+  std::vector<Eigen::VectorXd> residuals;  // of the last iteration, unsigned (mirrored pairs)
+};
+
+void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
+  Writer w;
+  w.put_string(c.space);
+  w.put(c.seed);
+  w.put_vector(c.position);
+  w.put<std::uint64_t>(c.reports.size());
+  for (const auto& r : c.reports) put_report(w, r);
+  w.put<std::uint64_t>(c.residuals.size());
+  for (const auto& r : c.residuals) w.put_vector(r);
+  std::string content(kCheckpointMagic, sizeof kCheckpointMagic);
+  content += w.bytes();
+  const std::uint64_t sum = fnv1a(content);
+  content.append(reinterpret_cast<const char*>(&sum), sizeof sum);
+
+  // Temp file + rename: a killed run leaves either the old or the new checkpoint, never half.
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    out.flush();
+    if (!out) throw FileError("optimize_kl: cannot write checkpoint " + tmp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw FileError("optimize_kl: cannot rename " + tmp.string() + " to " + path.string() +
+                          ": " + ec.message());
+}
+
+Checkpoint read_checkpoint(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError("optimize_kl: cannot open checkpoint " + path.string());
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Reader check(content, path);
+  if (content.size() < sizeof kCheckpointMagic + sizeof(std::uint64_t) ||
+      std::memcmp(content.data(), kCheckpointMagic, sizeof kCheckpointMagic) != 0)
+    check.fail("is not an Infield KL checkpoint (bad magic)");
+  std::uint64_t stored;
+  std::memcpy(&stored, content.data() + content.size() - sizeof stored, sizeof stored);
+  content.resize(content.size() - sizeof stored);
+  if (fnv1a(content) != stored) check.fail("is corrupt (checksum mismatch)");
+  Reader r(content.substr(sizeof kCheckpointMagic), path);
+  Checkpoint c;
+  c.space = r.get_string();
+  c.seed = r.get<std::uint64_t>();
+  c.position = r.get_vector();
+  const auto n_reports = r.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < n_reports; ++i) c.reports.push_back(get_report(r));
+  const auto n_residuals = r.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < n_residuals; ++i) c.residuals.push_back(r.get_vector());
+  return c;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+// ---- Driver --------------------------------------------------------------------------------------
+
+void OptimizeKLOptions::validate() const {
+  check_argument(global_iterations >= 1, "OptimizeKLOptions", "global_iterations",
+                 "must be at least 1");
+  check_argument(!resume || !checkpoint.empty(), "OptimizeKLOptions", "resume",
+                 "needs a checkpoint path");
+}
+
+std::string GlobalIterationReport::progress_line() const {
+  std::ostringstream out;
+  out << "KL iteration " << iteration + 1 << ": KL " << std::setprecision(8) << kl_value
+      << std::setprecision(3) << "  |grad| " << gradient_norm << "  samples " << samples
+      << "  sampling CG " << sampling_cg_iterations << " it";
+  if (sampling_cg_not_converged > 0) out << " (" << sampling_cg_not_converged << " NOT CONVERGED)";
+  out << "  minimizer " << minimizer.iterations << " it";
+  if (minimizer.cg_iterations > 0) out << ", " << minimizer.cg_iterations << " CG it";
+  if (!minimizer.converged()) out << " (" << minimizer.brief_report().substr(0, 20) << ")";
+  out << std::fixed << std::setprecision(3) << "  " << seconds_sampling + seconds_minimizing
+      << " s";
+  return out.str();
+}
+
+bool OptimizeKLSummary::all_converged() const {
+  for (const auto& r : iterations)
+    if (r.sampling_cg_not_converged > 0 || !r.minimizer.converged()) return false;
+  return true;
+}
+
+OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamiltonian,
+                              Field initial_position, const OptimizeKLOptions& options) {
+  options.validate();
+  check_argument(hamiltonian != nullptr, "optimize_kl", "hamiltonian", "must not be null");
+  check_same_space(hamiltonian->domain(), initial_position.space(), "optimize_kl",
+                   "initial_position");
+  check_finite(initial_position.values(), "optimize_kl", "initial_position");
+
+  OptimizeKLSummary summary;
+  Field position = std::move(initial_position);
+  std::vector<Eigen::VectorXd> residuals;
+  const std::string space = position.space().to_string();
+  if (options.resume && std::filesystem::exists(options.checkpoint)) {
+    Checkpoint c = read_checkpoint(options.checkpoint);
+    auto mismatch = [&](const std::string& what) {
+      throw FileError("optimize_kl: checkpoint " + options.checkpoint.string() +
+                      " belongs to another run: " + what);
+    };
+    if (c.space != space) mismatch("its space is " + c.space + ", this run's is " + space);
+    if (c.seed != options.seed) mismatch("its seed differs");
+    if (c.position.size() != position.size()) mismatch("its position has another size");
+    if (static_cast<int>(c.reports.size()) > options.global_iterations)
+      mismatch("it has more iterations than this run asks for");
+    position.values() = c.position;
+    summary.iterations = std::move(c.reports);
+    residuals = std::move(c.residuals);
+    summary.resumed_iterations = static_cast<int>(summary.iterations.size());
+  }
+
+  for (int it = static_cast<int>(summary.iterations.size()); it < options.global_iterations; ++it) {
+    const GlobalIterationSettings settings = options.schedule ? options.schedule(it) : options.settings;
+    check_argument(settings.sample_pairs >= 0, "optimize_kl", "sample_pairs", "must be >= 0");
+    GlobalIterationReport report;
+    report.iteration = it;
+    auto start = std::chrono::steady_clock::now();
+    residuals.clear();
+    if (settings.sample_pairs > 0) {
+      SamplingOptions sampling;
+      sampling.pairs = settings.sample_pairs;
+      sampling.cg = settings.sampling_cg;
+      sampling.point_estimates = settings.point_estimates;
+      SamplingSummary s;
+      residuals = draw_samples(*hamiltonian, position, sampling, options.seed,
+                               static_cast<std::uint64_t>(it), &s)
+                      .residuals();
+      report.sampling_cg_iterations = s.cg_iterations;
+      report.sampling_cg_not_converged = s.cg_not_converged;
+    }
+    report.seconds_sampling = seconds_since(start);
+    start = std::chrono::steady_clock::now();
+    SampleList current(position, residuals, true);
+    SampledKL kl(hamiltonian, current.signed_residuals());
+    report.samples = current.size();
+    MinimizerPtr minimizer = settings.minimizer ? settings.minimizer : newton_cg();
+    report.minimizer = minimizer->minimize(kl, position.values());
+    report.kl_value = report.minimizer.final_value;
+    report.gradient_norm = report.minimizer.gradient_norm;
+    report.seconds_minimizing = seconds_since(start);
+    summary.iterations.push_back(report);
+    if (options.progress) *options.progress << report.progress_line() << std::endl;
+    if (!options.checkpoint.empty())
+      write_checkpoint(options.checkpoint,
+                       {space, options.seed, position.values(), summary.iterations, residuals});
+    if (options.callback) options.callback(report, SampleList(position, residuals, true));
+  }
+  summary.samples = SampleList(position, std::move(residuals), true);
+  return summary;
+}
+
+}  // namespace infield
