@@ -88,4 +88,49 @@ ConjugateGradientSummary conjugate_gradient(const LinearOperator& A, ConstVector
   }
 }
 
+namespace {
+
+class InverseByCG final : public LinearOperator {
+ public:
+  InverseByCG(LinearOperatorPtr a, ConjugateGradientOptions options, std::shared_ptr<CGLog> log)
+      : LinearOperator(a->domain(), a->target()), a_(std::move(a)), options_(options),
+        log_(std::move(log)) {}
+  unsigned capabilities() const override {
+    return kTimes | kAdjointTimes | kInverseTimes | kAdjointInverseTimes;
+  }
+  std::string name() const override { return "InverseByCG(" + a_->name() + ")"; }
+  void apply_times(ConstVectorRef y, VectorRef out) const override { solve(y, out); }
+  void apply_adjoint(ConstVectorRef y, VectorRef out) const override { solve(y, out); }
+  void apply_inverse(ConstVectorRef x, VectorRef out) const override { a_->apply_times(x, out); }
+  void apply_adjoint_inverse(ConstVectorRef x, VectorRef out) const override {
+    a_->apply_times(x, out);
+  }
+
+ private:
+  void solve(ConstVectorRef y, VectorRef out) const {
+    out.setZero();
+    const ConjugateGradientSummary summary = conjugate_gradient(*a_, y, out, options_);
+    if (!log_) return;
+    log_->solves.fetch_add(1, std::memory_order_relaxed);
+    log_->iterations.fetch_add(summary.iterations, std::memory_order_relaxed);
+    if (!summary.converged()) log_->not_converged.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  LinearOperatorPtr a_;
+  ConjugateGradientOptions options_;
+  std::shared_ptr<CGLog> log_;
+};
+
+}  // namespace
+
+LinearOperatorPtr inverse_by_cg(LinearOperatorPtr A, ConjugateGradientOptions options,
+                                std::shared_ptr<CGLog> log) {
+  constexpr std::string_view fn = "inverse_by_cg";
+  check_argument(A != nullptr, fn, "A", "must not be null");
+  check_same_space(A->domain(), A->target(), fn,
+                   "A's target vs its domain (A must be symmetric positive definite):");
+  options.validate();
+  return std::make_shared<InverseByCG>(std::move(A), options, std::move(log));
+}
+
 }  // namespace infield

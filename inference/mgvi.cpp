@@ -2,6 +2,8 @@
 
 #include <tbb/parallel_for.h>
 
+#include <Eigen/Cholesky>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -273,6 +275,8 @@ void put_report(Writer& w, const GlobalIterationReport& r) {
   w.put<std::int32_t>(r.samples);
   w.put(r.kl_value);
   w.put(r.gradient_norm);
+  w.put(r.kl_standard_error);
+  w.put(r.kl_with_entropy);
   w.put<std::int32_t>(r.sampling_cg_iterations);
   w.put<std::int32_t>(r.sampling_cg_not_converged);
   w.put<std::int32_t>(static_cast<std::int32_t>(r.minimizer.status));
@@ -294,6 +298,8 @@ GlobalIterationReport get_report(Reader& in) {
   r.samples = in.get<std::int32_t>();
   r.kl_value = in.get<double>();
   r.gradient_norm = in.get<double>();
+  r.kl_standard_error = in.get<double>();
+  r.kl_with_entropy = in.get<double>();
   r.sampling_cg_iterations = in.get<std::int32_t>();
   r.sampling_cg_not_converged = in.get<std::int32_t>();
   const auto status = in.get<std::int32_t>();
@@ -374,6 +380,40 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   return c;
 }
 
+double pair_standard_error(const StandardHamiltonian& h, const Eigen::VectorXd& x,
+                           const std::vector<Eigen::VectorXd>& residuals) {
+  const int pairs = static_cast<int>(residuals.size());
+  if (pairs < 2) return 0.0;
+  Eigen::VectorXd pair_mean(pairs);
+  tbb::parallel_for(0, pairs, [&](int i) {
+    pair_mean[i] = 0.5 * (h.evaluate(x + residuals[i], kValue).value +
+                          h.evaluate(x - residuals[i], kValue).value);
+  });
+  const double mean = pair_mean.mean();
+  return std::sqrt((pair_mean.array() - mean).square().sum() / (pairs - 1) / pairs);
+}
+
+/// 0.5 log det of the metric at `x`, restricted to the sampled entries, from a dense Cholesky
+/// factorisation; NaN if the factorisation fails.
+double half_log_det_metric(const StandardHamiltonian& h, const Eigen::VectorXd& x,
+                           const std::vector<bool>& keep) {
+  const LinearOperatorPtr metric = h.evaluate(x, kValue | kMetric).metric;
+  std::vector<Eigen::Index> index;
+  for (std::size_t i = 0; i < keep.size(); ++i)
+    if (keep[i]) index.push_back(static_cast<Eigen::Index>(i));
+  const auto n = static_cast<Eigen::Index>(index.size());
+  Eigen::MatrixXd dense(n, n);
+  tbb::parallel_for(Eigen::Index{0}, n, [&](Eigen::Index j) {
+    Eigen::VectorXd unit = Eigen::VectorXd::Zero(x.size()), column(x.size());
+    unit[index[j]] = 1.0;
+    metric->apply_times(unit, column);
+    for (Eigen::Index i = 0; i < n; ++i) dense(i, j) = column[index[i]];
+  });
+  Eigen::LLT<Eigen::MatrixXd> llt(dense);
+  if (llt.info() != Eigen::Success) return std::numeric_limits<double>::quiet_NaN();
+  return llt.matrixLLT().diagonal().array().log().sum();
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -392,7 +432,11 @@ void OptimizeKLOptions::validate() const {
 std::string GlobalIterationReport::progress_line() const {
   std::ostringstream out;
   out << "KL iteration " << iteration + 1 << ": KL " << std::setprecision(8) << kl_value
-      << std::setprecision(3) << "  |grad| " << gradient_norm << "  samples " << samples
+      << std::setprecision(3) << " +- " << kl_standard_error;
+  if (std::isfinite(kl_with_entropy))
+    out << " (with entropy " << std::setprecision(8) << kl_with_entropy << std::setprecision(3)
+        << ")";
+  out << "  |grad| " << gradient_norm << "  samples " << samples
       << "  sampling CG " << sampling_cg_iterations << " it";
   if (sampling_cg_not_converged > 0) out << " (" << sampling_cg_not_converged << " NOT CONVERGED)";
   out << "  minimizer " << minimizer.iterations << " it";
@@ -457,6 +501,11 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
       report.sampling_cg_iterations = s.cg_iterations;
       report.sampling_cg_not_converged = s.cg_not_converged;
     }
+    const std::vector<bool> keep = sampled_entries(position.space(), settings.point_estimates);
+    const auto sampled = std::count(keep.begin(), keep.end(), true);
+    double entropy_term = std::numeric_limits<double>::quiet_NaN();
+    if (settings.sample_pairs > 0 && sampled <= options.dense_entropy_limit)
+      entropy_term = half_log_det_metric(*hamiltonian, position.values(), keep);
     report.seconds_sampling = seconds_since(start);
     start = std::chrono::steady_clock::now();
     SampleList current(position, residuals, true);
@@ -465,6 +514,8 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     MinimizerPtr minimizer = settings.minimizer ? settings.minimizer : newton_cg();
     report.minimizer = minimizer->minimize(kl, position.values());
     report.kl_value = report.minimizer.final_value;
+    report.kl_standard_error = pair_standard_error(*hamiltonian, position.values(), residuals);
+    report.kl_with_entropy = report.kl_value + entropy_term;
     report.gradient_norm = report.minimizer.gradient_norm;
     report.seconds_minimizing = seconds_since(start);
     summary.iterations.push_back(report);

@@ -4,8 +4,12 @@
 
 #include "infield/checks.h"
 #include "infield/domain.h"
+#include "infield/energy.h"
 #include "infield/error.h"
 #include "infield/field.h"
+#include "infield/likelihood.h"
 #include "infield/linear_operators.h"
+#include "infield/npy.h"
 #include "infield/operator.h"
 #include "infield/pointwise.h"
+#include "infield/prior_transforms.h"

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 // The benchmark data lives in ../shared beside the repository; the repository root is three levels
 // up from this file (tests/core/npy_test.cpp).
 fs::path shared_dir() {
-  return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "shared";
+  return fs::path(INFIELD_SHARED_DIR);
 }
 
 std::string read_bytes(const fs::path& path) {

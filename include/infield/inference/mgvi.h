@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,16 @@ struct GlobalIterationReport {
   int iteration = 0;
   int samples = 0;
   double kl_value = 0.0;        ///< Sampled KL after the minimisation.
+  /// Monte Carlo standard error of kl_value: the standard deviation of the mirrored pairs' mean
+  /// energies over sqrt(pairs) (0 with fewer than two pairs). Changes of the KL between global
+  /// iterations smaller than a few of these are noise, not progress.
+  double kl_standard_error = 0.0;
+  /// The KL divergence up to a constant, kl_value + 0.5 log det M with M the metric at the point
+  /// where the samples were drawn (the Gaussian's entropy term, constant during the minimisation
+  /// of one iteration). Computed densely when the sampled space has at most
+  /// OptimizeKLOptions::dense_entropy_limit entries, otherwise NaN. Unlike kl_value, this is
+  /// comparable between global iterations whose sample covariances differ.
+  double kl_with_entropy = std::numeric_limits<double>::quiet_NaN();
   double gradient_norm = 0.0;   ///< Its gradient norm.
   int sampling_cg_iterations = 0;
   int sampling_cg_not_converged = 0;
@@ -127,6 +138,9 @@ struct OptimizeKLOptions {
   bool resume = false;
   /// One progress line per global iteration goes here; null silences it.
   std::ostream* progress = nullptr;
+  /// Largest sampled dimension for which kl_with_entropy is computed (n metric products and a
+  /// dense Cholesky factorisation per global iteration); 0 disables it.
+  Eigen::Index dense_entropy_limit = 2048;
   /// Called after each global iteration with its report and the current samples.
   std::function<void(const GlobalIterationReport&, const SampleList&)> callback;
   void validate() const;
