@@ -9,5 +9,7 @@ namespace infield::apps {
 
 /// Registers `infield demo`; returns the function that runs it after parsing.
 std::function<int()> register_demo_command(CLI::App& app);
+/// Registers `infield mgvi linear`.
+std::function<int()> register_mgvi_command(CLI::App& app);
 
 }  // namespace infield::apps

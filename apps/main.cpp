@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   CLI::App app{"infield: Bayesian inference on fields with MGVI"};
   app.require_subcommand(1);
   auto run_demo = infield::apps::register_demo_command(app);
+  auto run_mgvi = infield::apps::register_mgvi_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("demo")) return run_demo();
+    if (app.got_subcommand("mgvi")) return run_mgvi();
   } catch (const std::exception& e) {
     fmt::print(stderr, "infield: error: {}\n", e.what());
     return 1;

@@ -1,0 +1,164 @@
+// `infield mgvi linear`: MGVI on the linear-Gaussian model d = R A xi + n from .npy inputs.
+
+#include <fmt/core.h>
+#include <tbb/global_control.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "infield/inference/mgvi.h"
+#include "infield/infield.h"
+
+namespace infield::apps {
+namespace {
+
+struct MgviLinearOptions {
+  std::string response, prior_sqrt, data, out;
+  double noise_std = 1.0;
+  int samples = 8;
+  int iterations = 2;
+  std::uint64_t seed = 42;
+  int threads = 0;
+  int cg_max_iterations = 500;
+  bool resume = false;
+};
+
+Eigen::MatrixXd read_matrix(const std::string& path, const char* flag) {
+  NpyArray a = read_npy(path);
+  check_argument(a.shape.size() == 2, "infield mgvi linear", flag,
+                 "must be a 2-D array, " + path + " has " + std::to_string(a.shape.size()) +
+                     " dimensions");
+  check_finite(a.values, "infield mgvi linear", flag);
+  // .npy is C order (row-major); Eigen's MatrixXd is column-major.
+  return Eigen::Map<const RowMajorMatrix>(a.values.data(), a.shape[0], a.shape[1]);
+}
+
+nlohmann::json report_json(const GlobalIterationReport& r) {
+  return {{"iteration", r.iteration},
+          {"samples", r.samples},
+          {"kl", r.kl_value},
+          {"kl_standard_error", r.kl_standard_error},
+          {"kl_with_entropy", std::isfinite(r.kl_with_entropy) ? nlohmann::json(r.kl_with_entropy)
+                                                               : nlohmann::json(nullptr)},
+          {"gradient_norm", r.gradient_norm},
+          {"sampling_cg_iterations", r.sampling_cg_iterations},
+          {"sampling_cg_not_converged", r.sampling_cg_not_converged},
+          {"minimizer", r.minimizer.brief_report()},
+          {"minimizer_converged", r.minimizer.converged()},
+          {"seconds_sampling", r.seconds_sampling},
+          {"seconds_minimizing", r.seconds_minimizing}};
+}
+
+int run_mgvi_linear(const MgviLinearOptions& opt) {
+  constexpr std::string_view fn = "infield mgvi linear";
+  check_argument(opt.samples >= 2 && opt.samples % 2 == 0, fn, "--samples",
+                 "must be an even number >= 2 (samples come in mirrored pairs), got " +
+                     std::to_string(opt.samples));
+  check_argument(opt.iterations >= 1, fn, "--iterations", "must be at least 1");
+  check_positive(opt.noise_std, fn, "--noise-std");
+  std::unique_ptr<tbb::global_control> threads;
+  if (opt.threads > 0)
+    threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                    opt.threads);
+
+  Eigen::MatrixXd r = read_matrix(opt.response, "--response");
+  Eigen::MatrixXd a = read_matrix(opt.prior_sqrt, "--prior-sqrt");
+  NpyArray d = read_npy(opt.data);
+  check_finite(d.values, fn, "--data");
+  check_argument(r.cols() == a.rows(), fn, "--response, --prior-sqrt",
+                 "do not chain: R is " + std::to_string(r.rows()) + " x " +
+                     std::to_string(r.cols()) + ", A is " + std::to_string(a.rows()) + " x " +
+                     std::to_string(a.cols()) + " (need R columns = A rows)");
+  check_argument(d.values.size() == r.rows(), fn, "--data",
+                 "has " + std::to_string(d.values.size()) + " values, R has " +
+                     std::to_string(r.rows()) + " rows");
+
+  auto latent = unstructured(a.cols());
+  auto signal_space = unstructured(a.rows());
+  auto data_space = unstructured(r.rows());
+  auto prior = matrix_operator(latent, signal_space, std::move(a));
+  auto model = compose(matrix_operator(signal_space, data_space, std::move(r)), prior);
+  auto hamiltonian =
+      standard_hamiltonian(gaussian_likelihood(Field(data_space, d.values), opt.noise_std), model);
+
+  std::filesystem::create_directories(opt.out);
+  OptimizeKLOptions options;
+  options.global_iterations = opt.iterations;
+  options.settings.sample_pairs = opt.samples / 2;
+  options.settings.sampling_cg.max_iterations = opt.cg_max_iterations;
+  NewtonCGOptions newton;
+  newton.cg.max_iterations = opt.cg_max_iterations;
+  options.settings.minimizer = newton_cg(newton);
+  options.seed = opt.seed;
+  options.checkpoint = std::filesystem::path(opt.out) / "kl.ckpt";
+  options.resume = opt.resume;
+  options.progress = &std::cerr;
+  OptimizeKLSummary result = optimize_kl(hamiltonian, Field::zeros(latent), options);
+
+  const SampleList& samples = result.samples;
+  auto stats = samples.statistics(*prior);
+  Eigen::MatrixXd rows(samples.size(), signal_space->size());
+  for (int k = 0; k < samples.size(); ++k)
+    rows.row(k) = prior->evaluate(samples.sample(k).values()).transpose();
+  const std::filesystem::path out(opt.out);
+  const auto n = signal_space->size();
+  write_npy(out / "mean.npy", {n}, stats.mean.values());
+  write_npy(out / "std.npy", {n}, stats.std.values());
+  RowMajorMatrix row_major = rows;
+  write_npy(out / "samples.npy", {samples.size(), n},
+            Eigen::Map<const Eigen::VectorXd>(row_major.data(), row_major.size()));
+
+  nlohmann::json summary = {{"command", "mgvi linear"},
+                            {"seed", opt.seed},
+                            {"samples", samples.size()},
+                            {"resumed_iterations", result.resumed_iterations},
+                            {"all_converged", result.all_converged()},
+                            {"iterations", nlohmann::json::array()}};
+  for (const auto& it : result.iterations) summary["iterations"].push_back(report_json(it));
+  const auto tmp = out / "summary.json.tmp";
+  std::ofstream(tmp) << summary.dump(2) << '\n';
+  std::filesystem::rename(tmp, out / "summary.json");
+  fmt::print("wrote {}/mean.npy, std.npy, samples.npy ({} x {}), summary.json\n", opt.out,
+             samples.size(), n);
+  if (!result.all_converged()) {
+    for (const auto& it : result.iterations) {
+      if (it.sampling_cg_not_converged > 0)
+        fmt::print(stderr, "infield mgvi linear: iteration {}: {} sampling CG solves did not converge\n",
+                   it.iteration + 1, it.sampling_cg_not_converged);
+      if (!it.minimizer.converged())
+        fmt::print(stderr, "infield mgvi linear: iteration {}: minimizer {}\n", it.iteration + 1,
+                   it.minimizer.brief_report());
+    }
+    return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> register_mgvi_command(CLI::App& app) {
+  auto opt = std::make_shared<MgviLinearOptions>();
+  CLI::App* mgvi = app.add_subcommand("mgvi", "Metric Gaussian Variational Inference");
+  mgvi->require_subcommand(1);
+  CLI::App* cmd = mgvi->add_subcommand("linear", "MGVI on d = R A xi + n with Gaussian noise");
+  cmd->add_option("--response", opt->response, "R as a 2-D .npy (data x signal)")->required();
+  cmd->add_option("--prior-sqrt", opt->prior_sqrt, "A as a 2-D .npy (signal x latent)")->required();
+  cmd->add_option("--noise-std", opt->noise_std, "noise standard deviation")->required();
+  cmd->add_option("--data", opt->data, "d as a .npy")->required();
+  cmd->add_option("--samples", opt->samples, "posterior samples (even: mirrored pairs)")
+      ->capture_default_str();
+  cmd->add_option("--iterations", opt->iterations, "global MGVI iterations")->capture_default_str();
+  cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--cg-max-iterations", opt->cg_max_iterations,
+                  "iteration limit of every CG (sampling and Newton)")
+      ->capture_default_str();
+  cmd->add_flag("--resume", opt->resume, "continue from OUT/kl.ckpt");
+  cmd->add_option("--out", opt->out, "output directory")->required();
+  return [opt] { return run_mgvi_linear(*opt); };
+}
+
+}  // namespace infield::apps
