@@ -441,7 +441,7 @@ std::string GlobalIterationReport::progress_line() const {
   if (sampling_cg_not_converged > 0) out << " (" << sampling_cg_not_converged << " NOT CONVERGED)";
   out << "  minimizer " << minimizer.iterations << " it";
   if (minimizer.cg_iterations > 0) out << ", " << minimizer.cg_iterations << " CG it";
-  if (!minimizer.converged()) out << " (" << minimizer.brief_report().substr(0, 20) << ")";
+  if (!minimizer.converged()) out << " (" << to_string(minimizer.status) << ")";
   out << std::fixed << std::setprecision(3) << "  " << seconds_sampling + seconds_minimizing
       << " s";
   return out.str();
