@@ -93,7 +93,9 @@ namespace {
 class InverseByCG final : public LinearOperator {
  public:
   InverseByCG(LinearOperatorPtr a, ConjugateGradientOptions options, std::shared_ptr<CGLog> log)
-      : LinearOperator(a->domain(), a->target()), a_(std::move(a)), options_(options),
+      : LinearOperator(a->domain(), a->target()),
+        a_(std::move(a)),
+        options_(options),
         log_(std::move(log)) {}
   unsigned capabilities() const override {
     return kTimes | kAdjointTimes | kInverseTimes | kAdjointInverseTimes;

@@ -40,7 +40,8 @@ class GaussianResidualsJacobian final : public LinearOperator {
   GaussianResidualsJacobian(Space domain, Space target, LinearOperatorPtr model_jacobian,
                             double inverse_sigma)
       : LinearOperator(std::move(domain), std::move(target)),
-        model_jacobian_(std::move(model_jacobian)), inverse_sigma_(inverse_sigma) {}
+        model_jacobian_(std::move(model_jacobian)),
+        inverse_sigma_(inverse_sigma) {}
   std::string name() const override { return "GaussianResidualsJacobian"; }
   void apply_times(ConstVectorRef x, VectorRef out) const override {
     const Eigen::Index m = out.size() - x.size();
@@ -64,7 +65,9 @@ class GaussianResiduals final : public Operator {
  public:
   GaussianResiduals(OperatorPtr model, Eigen::VectorXd data, double sigma)
       : Operator(model->domain(), unstructured(model->target().size() + model->domain().size())),
-        model_(std::move(model)), data_(std::move(data)), inverse_sigma_(1.0 / sigma) {}
+        model_(std::move(model)),
+        data_(std::move(data)),
+        inverse_sigma_(1.0 / sigma) {}
   std::string name() const override { return "GaussianResiduals(" + model_->name() + ")"; }
 
   Eigen::VectorXd evaluate(ConstVectorRef xi) const override {
@@ -72,9 +75,8 @@ class GaussianResiduals final : public Operator {
   }
   FlatLinearization linearize_flat(ConstVectorRef xi) const override {
     FlatLinearization lin = model_->linearize_flat(xi);
-    return {stack(lin.value, xi),
-            std::make_shared<GaussianResidualsJacobian>(domain(), target(), std::move(lin.jacobian),
-                                                        inverse_sigma_)};
+    return {stack(lin.value, xi), std::make_shared<GaussianResidualsJacobian>(
+                                      domain(), target(), std::move(lin.jacobian), inverse_sigma_)};
   }
 
  private:

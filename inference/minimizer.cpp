@@ -36,11 +36,15 @@ void LbfgsOptions::validate() const {
   line_search.validate();
 }
 
-std::string MinimizerSummary::brief_report() const {
+std::string to_string(MinimizerStatus status) {
   static constexpr const char* kStatus[] = {"converged", "iteration limit", "line search failed",
                                             "numerical error"};
+  return kStatus[static_cast<int>(status)];
+}
+
+std::string MinimizerSummary::brief_report() const {
   std::ostringstream out;
-  out << kStatus[static_cast<int>(status)] << " after " << iterations << " iterations ("
+  out << to_string(status) << " after " << iterations << " iterations ("
       << energy_evaluations << " evaluations";
   if (cg_iterations > 0) out << ", " << cg_iterations << " CG iterations";
   out << "): energy " << initial_value << " -> " << final_value << ", |grad| " << gradient_norm;
@@ -189,6 +193,37 @@ bool finished(MinimizerSummary& summary, const Point& current, double previous_v
   return false;
 }
 
+/// The next point along p: a strong-Wolfe line search, except when the decrease a step can
+/// achieve, about 0.5 |g^T p|, is below the rounding error of the energy (16 eps |E|). No line
+/// search can then tell better from worse, so the full step is taken if it lowers the gradient
+/// norm, and otherwise the point is as converged as double precision allows. On failure the
+/// summary's status and message say why.
+std::optional<Point> next_point(const Energy& energy, unsigned request,
+                                const LineSearchOptions& options, const Point& current,
+                                const Eigen::VectorXd& p, double initial_step,
+                                MinimizerSummary& summary) {
+  const double expected = 0.5 * std::abs(current.eval.gradient.dot(p));
+  const double rounding =
+      16 * std::numeric_limits<double>::epsilon() * std::abs(current.eval.value);
+  if (expected <= rounding) {
+    Point full{current.x + p, energy.evaluate(current.x + p, request | kGradient)};
+    ++summary.energy_evaluations;
+    if (std::isfinite(full.eval.value) && full.eval.gradient.allFinite() &&
+        full.eval.gradient.norm() < current.eval.gradient.norm())
+      return full;
+    summary.status = MinimizerStatus::kConverged;
+    summary.message = "expected decrease below the energy's rounding error";
+    return std::nullopt;
+  }
+  WolfeLineSearch search(energy, request, options, &summary.energy_evaluations);
+  std::optional<Point> next = search.search(current, p, initial_step);
+  if (!next) {
+    summary.status = MinimizerStatus::kLineSearchFailed;
+    summary.message = "no step satisfied the Wolfe conditions";
+  }
+  return next;
+}
+
 class NewtonCG final : public Minimizer {
  public:
   explicit NewtonCG(NewtonCGOptions options) : options_(std::move(options)) { options_.validate(); }
@@ -215,13 +250,9 @@ class NewtonCG final : public Minimizer {
       summary.cg_iterations += cg.iterations;
       if (!cg.converged()) ++summary.cg_not_converged;
       if (!(step.dot(current.eval.gradient) < 0)) step = rhs;  // CG broke down at once: descend
-      WolfeLineSearch search(energy, request, options_.line_search, &summary.energy_evaluations);
-      std::optional<Point> next = search.search(current, step, 1.0);
-      if (!next) {
-        summary.status = MinimizerStatus::kLineSearchFailed;
-        summary.message = "no step along the Newton direction satisfied the Wolfe conditions";
-        break;
-      }
+      std::optional<Point> next =
+          next_point(energy, request, options_.line_search, current, step, 1.0, summary);
+      if (!next) break;
       ++summary.iterations;
       const double previous = current.eval.value;
       current = std::move(*next);
@@ -275,13 +306,9 @@ class Lbfgs final : public Minimizer {
       // Without curvature information, a first step of unit length.
       const double initial_step =
           s_hist.empty() ? std::min(1.0, 1.0 / current.eval.gradient.norm()) : 1.0;
-      WolfeLineSearch search(energy, request, options_.line_search, &summary.energy_evaluations);
-      std::optional<Point> next = search.search(current, direction, initial_step);
-      if (!next) {
-        summary.status = MinimizerStatus::kLineSearchFailed;
-        summary.message = "no step satisfied the Wolfe conditions";
-        break;
-      }
+      std::optional<Point> next = next_point(energy, request, options_.line_search, current,
+                                             initial_step * direction, 1.0, summary);
+      if (!next) break;
       ++summary.iterations;
       Eigen::VectorXd s = next->x - current.x;
       Eigen::VectorXd y = next->eval.gradient - current.eval.gradient;

@@ -35,6 +35,8 @@ enum class MinimizerStatus {
   kNumericalError,    ///< The energy or gradient became NaN at an accepted point.
 };
 
+std::string to_string(MinimizerStatus status);
+
 struct MinimizerSummary {
   MinimizerStatus status = MinimizerStatus::kIterationLimit;
   int iterations = 0;
@@ -92,7 +94,8 @@ MinimizerPtr lbfgs(LbfgsOptions options = {});
 struct CeresLbfgsOptions {
   int max_iterations = 200;
   int memory = 10;
-  /// Ceres' gradient_tolerance: max-norm of the gradient relative to the initial one.
+  /// Ceres' gradient_tolerance: converged when the max-norm of the gradient is below it
+  /// (absolute, in Ceres 2.1).
   double gradient_tolerance = 1e-10;
   /// Ceres' function_tolerance: relative change of the value.
   double function_tolerance = 1e-12;
