@@ -21,13 +21,6 @@ double relative_error(const Eigen::VectorXd& a, const Eigen::VectorXd& b, double
   return (a - b).norm() / std::max({a.norm(), b.norm(), floor});
 }
 
-Eigen::VectorXd random_vector(Eigen::Index n, std::mt19937_64& rng) {
-  std::normal_distribution<double> gauss;
-  Eigen::VectorXd v(n);
-  for (Eigen::Index i = 0; i < n; ++i) v[i] = gauss(rng);
-  return v;
-}
-
 void record(CheckReport& report, const std::string& what, double error, double tolerance) {
   std::ostringstream line;
   line << what << ": relative error " << error << " (tolerance " << tolerance << ")";
@@ -78,8 +71,8 @@ CheckReport check_linear_operator(const LinearOperator& op, const LinearCheckOpt
       const auto mode = kModes[m];
       if (!op.supports(mode)) continue;
       const std::string tag = op.name() + " " + kNames[m];
-      Eigen::VectorXd x1 = random_vector(op.input_space(mode).size(), rng);
-      Eigen::VectorXd x2 = random_vector(op.input_space(mode).size(), rng);
+      Eigen::VectorXd x1 = standard_normal_vector(op.input_space(mode).size(), rng);
+      Eigen::VectorXd x2 = standard_normal_vector(op.input_space(mode).size(), rng);
       const double a = 1.3, b = -0.7;
       Eigen::VectorXd y1 = apply(op, mode, x1), y2 = apply(op, mode, x2);
       if (!y1.allFinite() || !y2.allFinite()) {
@@ -91,8 +84,8 @@ CheckReport check_linear_operator(const LinearOperator& op, const LinearCheckOpt
              tol);
     }
     // <A x, y> = <x, A^T y>
-    Eigen::VectorXd x = random_vector(op.domain().size(), rng);
-    Eigen::VectorXd y = random_vector(op.target().size(), rng);
+    Eigen::VectorXd x = standard_normal_vector(op.domain().size(), rng);
+    Eigen::VectorXd y = standard_normal_vector(op.target().size(), rng);
     const double lhs = apply(op, LinearOperator::kTimes, x).dot(y);
     const double rhs = x.dot(apply(op, LinearOperator::kAdjointTimes, y));
     // Scale of the products: cancellation in the dot products limits the attainable accuracy.
@@ -139,7 +132,7 @@ CheckReport check_jacobian(const Operator& op, const Field& x, const JacobianChe
 
   const double h = options.step * std::max(1.0, x.values().lpNorm<Eigen::Infinity>());
   for (int trial = 0; trial < options.trials; ++trial) {
-    Eigen::VectorXd v = random_vector(op.domain().size(), rng);
+    Eigen::VectorXd v = standard_normal_vector(op.domain().size(), rng);
     Eigen::VectorXd jvp = lin.jacobian->evaluate(v);
     Eigen::VectorXd plus = op.evaluate(x.values() + h * v);
     Eigen::VectorXd minus = op.evaluate(x.values() - h * v);

@@ -18,11 +18,15 @@ Field Field::full(const Space& space, double value) {
   return Field(space, Eigen::VectorXd::Constant(space.size(), value));
 }
 
-Field Field::normal(const Space& space, std::mt19937_64& rng) {
+Eigen::VectorXd standard_normal_vector(Eigen::Index n, std::mt19937_64& rng) {
   std::normal_distribution<double> gauss;
-  Eigen::VectorXd v(space.size());
-  for (Eigen::Index i = 0; i < v.size(); ++i) v[i] = gauss(rng);
-  return Field(space, std::move(v));
+  Eigen::VectorXd v(n);
+  for (Eigen::Index i = 0; i < n; ++i) v[i] = gauss(rng);
+  return v;
+}
+
+Field Field::normal(const Space& space, std::mt19937_64& rng) {
+  return Field(space, standard_normal_vector(space.size(), rng));
 }
 
 Field Field::multi(const std::vector<std::pair<std::string, Field>>& parts) {

@@ -22,13 +22,6 @@ Field Likelihood::gradient(const Field& s) const {
 
 namespace {
 
-Eigen::VectorXd standard_normal(Eigen::Index n, std::mt19937_64& rng) {
-  std::normal_distribution<double> gauss;
-  Eigen::VectorXd v(n);
-  for (auto& x : v) x = gauss(rng);
-  return v;
-}
-
 /// Gaussian noise with a diagonal covariance (a scalar one is the constant diagonal).
 class DiagonalGaussianLikelihood final : public Likelihood {
  public:
@@ -48,10 +41,10 @@ class DiagonalGaussianLikelihood final : public Likelihood {
     return diagonal_operator(domain(), inverse_variance_);
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef, std::mt19937_64& rng) const override {
-    return inverse_std_.cwiseProduct(standard_normal(data_.size(), rng));
+    return inverse_std_.cwiseProduct(standard_normal_vector(data_.size(), rng));
   }
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
-    return s + standard_normal(data_.size(), rng).cwiseQuotient(inverse_std_);
+    return s + standard_normal_vector(data_.size(), rng).cwiseQuotient(inverse_std_);
   }
 
  private:
@@ -76,14 +69,14 @@ class OperatorGaussianLikelihood final : public Likelihood {
   }
   LinearOperatorPtr metric(ConstVectorRef) const override { return inverse_covariance_; }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef, std::mt19937_64& rng) const override {
-    return factor_->evaluate(standard_normal(factor_->domain().size(), rng));
+    return factor_->evaluate(standard_normal_vector(factor_->domain().size(), rng));
   }
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
     // n = N^{1/2} xi: solve L^T n = xi, so that Cov(n) = L^{-T} L^{-1} = (L L^T)^{-1} = N.
     if (!factor_->supports(LinearOperator::kAdjointInverseTimes))
       throw UnsupportedOperation(
           "GaussianLikelihood::draw_data: the factor of N^{-1} has no closed-form inverse");
-    Eigen::VectorXd xi = standard_normal(factor_->domain().size(), rng);
+    Eigen::VectorXd xi = standard_normal_vector(factor_->domain().size(), rng);
     Eigen::VectorXd noise(data_.size());
     factor_->apply_mode(LinearOperator::kAdjointInverseTimes, xi, noise);
     return s + noise;
@@ -113,7 +106,7 @@ class PoissonLikelihood final : public Likelihood {
     return diagonal_operator(domain(), s.cwiseInverse());
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
-    return standard_normal(s.size(), rng).cwiseQuotient(s.cwiseSqrt());
+    return standard_normal_vector(s.size(), rng).cwiseQuotient(s.cwiseSqrt());
   }
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
     Eigen::VectorXd d(s.size());

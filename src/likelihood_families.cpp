@@ -10,13 +10,6 @@
 namespace infield {
 namespace {
 
-Eigen::VectorXd standard_normal(Eigen::Index n, std::mt19937_64& rng) {
-  std::normal_distribution<double> gauss;
-  Eigen::VectorXd v(n);
-  for (auto& x : v) x = gauss(rng);
-  return v;
-}
-
 /// +inf outside the support; the gradient, if asked for, is NaN there.
 double outside_support(Eigen::Index n, Eigen::VectorXd* gradient) {
   if (gradient) gradient->setConstant(n, std::numeric_limits<double>::quiet_NaN());
@@ -43,7 +36,7 @@ class StudentTLikelihood final : public Likelihood {
     return diagonal_operator(domain(), Eigen::VectorXd::Constant(data_.size(), fisher_));
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef, std::mt19937_64& rng) const override {
-    return std::sqrt(fisher_) * standard_normal(data_.size(), rng);
+    return std::sqrt(fisher_) * standard_normal_vector(data_.size(), rng);
   }
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
     std::student_t_distribution<double> student(dof_);
@@ -77,7 +70,7 @@ class BernoulliLikelihood final : public Likelihood {
     return diagonal_operator(domain(), (s.array() * (1.0 - s.array())).inverse().matrix());
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
-    return standard_normal(s.size(), rng).cwiseQuotient(
+    return standard_normal_vector(s.size(), rng).cwiseQuotient(
         (s.array() * (1.0 - s.array())).sqrt().matrix());
   }
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
@@ -118,12 +111,12 @@ class VariableCovarianceGaussianLikelihood final : public Likelihood {
     return diagonal_operator(domain(), fisher_diagonal(s));
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
-    return fisher_diagonal(s).cwiseSqrt().cwiseProduct(standard_normal(s.size(), rng));
+    return fisher_diagonal(s).cwiseSqrt().cwiseProduct(standard_normal_vector(s.size(), rng));
   }
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
     const Eigen::Index n = data_.size();
     return s.segment(mean_offset_, n) +
-           standard_normal(n, rng).cwiseQuotient(s.segment(inverse_variance_offset_, n).cwiseSqrt());
+           standard_normal_vector(n, rng).cwiseQuotient(s.segment(inverse_variance_offset_, n).cwiseSqrt());
   }
 
  private:
@@ -158,7 +151,7 @@ class InverseGammaLikelihood final : public Likelihood {
     return diagonal_operator(domain(), (alpha_ / s.array().square()).matrix());
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
-    return std::sqrt(alpha_) * standard_normal(s.size(), rng).cwiseQuotient(s);
+    return std::sqrt(alpha_) * standard_normal_vector(s.size(), rng).cwiseQuotient(s);
   }
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
     Eigen::VectorXd d(s.size());

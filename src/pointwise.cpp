@@ -2,28 +2,12 @@
 
 #include <cmath>
 
+#include "diagonal_jacobian.h"
 #include "infield/error.h"
 #include "infield/linear_operators.h"
 
 namespace infield {
 namespace {
-
-/// The Jacobian of a pointwise function: diag(f'(x)), holding the derivative computed in the
-/// forward pass.
-class PointwiseJacobian final : public LinearOperator {
- public:
-  PointwiseJacobian(const Space& space, Eigen::VectorXd derivative)
-      : LinearOperator(space, space), derivative_(std::move(derivative)) {}
-  std::string name() const override { return "PointwiseJacobian"; }
-  bool in_place_safe() const override { return true; }
-  void apply_times(ConstVectorRef x, VectorRef out) const override {
-    out.array() = derivative_.array() * x.array();
-  }
-  void apply_adjoint(ConstVectorRef y, VectorRef out) const override { apply_times(y, out); }
-
- private:
-  Eigen::VectorXd derivative_;
-};
 
 class PointwiseOperator final : public Operator {
  public:
@@ -46,7 +30,7 @@ class PointwiseOperator final : public Operator {
     Eigen::VectorXd y(x.size()), d(x.size());
     value(x, y);
     derivative(x, y, d);
-    return {std::move(y), std::make_shared<PointwiseJacobian>(domain(), std::move(d))};
+    return {std::move(y), std::make_shared<detail::DiagonalJacobian>(domain(), std::move(d))};
   }
 
   // The value overwrites the consumed input; the derivative is computed from x before that
@@ -65,7 +49,7 @@ class PointwiseOperator final : public Operator {
       derivative(x, x, d);  // y is unused by these functions
       value(x, x);
     }
-    return {std::move(x), std::make_shared<PointwiseJacobian>(domain(), std::move(d))};
+    return {std::move(x), std::make_shared<detail::DiagonalJacobian>(domain(), std::move(d))};
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "infield/prior_transforms.h"
 
+#include "diagonal_jacobian.h"
+
 #include <boost/math/distributions/complement.hpp>
 #include <boost/math/distributions/inverse_gamma.hpp>
 #include <boost/math/policies/policy.hpp>
@@ -166,22 +168,6 @@ struct LaplaceQuantile {
 
 // ---- The operator ------------------------------------------------------------------------------
 
-/// diag(dx/dxi), kept from the forward pass.
-class PriorTransformJacobian final : public LinearOperator {
- public:
-  PriorTransformJacobian(const Space& space, Eigen::VectorXd derivative)
-      : LinearOperator(space, space), derivative_(std::move(derivative)) {}
-  std::string name() const override { return "PriorTransformJacobian"; }
-  bool in_place_safe() const override { return true; }
-  void apply_times(ConstVectorRef x, VectorRef out) const override {
-    out.array() = derivative_.array() * x.array();
-  }
-  void apply_adjoint(ConstVectorRef y, VectorRef out) const override { apply_times(y, out); }
-
- private:
-  Eigen::VectorXd derivative_;
-};
-
 /// x_i = Q(Phi(xi_i)) on every value of a space; one loop per call, no per-element dispatch.
 template <typename Quantile>
 class PriorTransform final : public Operator {
@@ -220,7 +206,7 @@ class PriorTransform final : public Operator {
       y[i] = value;
       d[i] = derivative;
     }
-    return {std::move(y), std::make_shared<PriorTransformJacobian>(domain(), std::move(d))};
+    return {std::move(y), std::make_shared<detail::DiagonalJacobian>(domain(), std::move(d))};
   }
 
   Quantile quantile_;

@@ -90,6 +90,9 @@ inline Field operator*(double c, Field a) { return std::move(a *= c); }
 inline Field operator*(Field a, double c) { return std::move(a *= c); }
 inline double vdot(const Field& a, const Field& b) { return a.vdot(b); }
 
+/// n independent standard-normal values from `rng`.
+Eigen::VectorXd standard_normal_vector(Eigen::Index n, std::mt19937_64& rng);
+
 /// A MultiField is a Field whose space is a MultiDomain.
 using MultiField = Field;
 
