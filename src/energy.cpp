@@ -5,33 +5,65 @@
 
 namespace infield {
 
-StandardHamiltonian::StandardHamiltonian(LikelihoodPtr likelihood, OperatorPtr model)
-    : Energy(model ? model->domain() : Space()), likelihood_(std::move(likelihood)),
-      model_(std::move(model)) {
-  check_argument(likelihood_ && model_, "StandardHamiltonian", "likelihood, model",
-                 "must not be null");
-  check_same_space(likelihood_->domain(), model_->target(), "StandardHamiltonian",
+namespace {
+
+void check_composable(const LikelihoodPtr& likelihood, const OperatorPtr& model,
+                      std::string_view fn) {
+  check_argument(likelihood && model, fn, "likelihood, model", "must not be null");
+  check_same_space(likelihood->domain(), model->target(), fn,
                    "model's target vs likelihood's domain:");
 }
 
-EnergyEvaluation StandardHamiltonian::evaluate(ConstVectorRef xi, unsigned request) const {
+/// L(model(xi)) (+ 0.5 |xi|^2 with the prior) and what `request` asks for, from one linearisation.
+EnergyEvaluation evaluate_composed(const Likelihood& likelihood, const Operator& model,
+                                   const Space& domain, ConstVectorRef xi, unsigned request,
+                                   bool with_prior) {
   EnergyEvaluation out;
-  const double prior = 0.5 * xi.squaredNorm();
+  const double prior = with_prior ? 0.5 * xi.squaredNorm() : 0.0;
   if (!(request & (kGradient | kMetric))) {
-    out.value = likelihood_->evaluate(model_->evaluate(xi), nullptr) + prior;
+    out.value = likelihood.evaluate(model.evaluate(xi), nullptr) + prior;
     return out;
   }
-  FlatLinearization lin = model_->linearize_flat(xi);
+  FlatLinearization lin = model.linearize_flat(xi);
   Eigen::VectorXd likelihood_gradient;
-  out.value = likelihood_->evaluate(lin.value, &likelihood_gradient) + prior;
+  out.value = likelihood.evaluate(lin.value, &likelihood_gradient) + prior;
   if (request & kGradient) {
     out.gradient.resize(xi.size());
     lin.jacobian->apply_adjoint(likelihood_gradient, out.gradient);
-    out.gradient += xi;
+    if (with_prior) out.gradient += xi;
   }
-  if (request & kMetric)
-    out.metric = sandwich(lin.jacobian, likelihood_->metric(lin.value)) + identity_operator(domain());
+  if (request & kMetric) {
+    out.metric = sandwich(lin.jacobian, likelihood.metric(lin.value));
+    if (with_prior) out.metric = out.metric + identity_operator(domain);
+  }
   return out;
+}
+
+}  // namespace
+
+LikelihoodEnergy::LikelihoodEnergy(LikelihoodPtr likelihood, OperatorPtr model)
+    : Energy(model ? model->domain() : Space()), likelihood_(std::move(likelihood)),
+      model_(std::move(model)) {
+  check_composable(likelihood_, model_, "LikelihoodEnergy");
+}
+
+EnergyEvaluation LikelihoodEnergy::evaluate(ConstVectorRef xi, unsigned request) const {
+  return evaluate_composed(*likelihood_, *model_, domain(), xi, request, false);
+}
+
+std::shared_ptr<const LikelihoodEnergy> likelihood_energy(LikelihoodPtr likelihood,
+                                                          OperatorPtr model) {
+  return std::make_shared<LikelihoodEnergy>(std::move(likelihood), std::move(model));
+}
+
+StandardHamiltonian::StandardHamiltonian(LikelihoodPtr likelihood, OperatorPtr model)
+    : Energy(model ? model->domain() : Space()), likelihood_(std::move(likelihood)),
+      model_(std::move(model)) {
+  check_composable(likelihood_, model_, "StandardHamiltonian");
+}
+
+EnergyEvaluation StandardHamiltonian::evaluate(ConstVectorRef xi, unsigned request) const {
+  return evaluate_composed(*likelihood_, *model_, domain(), xi, request, true);
 }
 
 Eigen::VectorXd StandardHamiltonian::draw_metric_sample(const LinearOperator& jacobian,

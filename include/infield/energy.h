@@ -48,6 +48,23 @@ class Energy {
 
 using EnergyPtr = std::shared_ptr<const Energy>;
 
+/// The likelihood of a model as an energy on the model's input: L(model(xi)), gradient
+/// J^T grad L, metric J^T F J (positive semi-definite; no prior term).
+class LikelihoodEnergy final : public Energy {
+ public:
+  LikelihoodEnergy(LikelihoodPtr likelihood, OperatorPtr model);
+  bool has_metric() const override { return true; }
+  EnergyEvaluation evaluate(ConstVectorRef xi, unsigned request) const override;
+
+ private:
+  LikelihoodPtr likelihood_;
+  OperatorPtr model_;
+};
+
+/// `likelihood` composed with `model`: an energy on the model's input.
+std::shared_ptr<const LikelihoodEnergy> likelihood_energy(LikelihoodPtr likelihood,
+                                                          OperatorPtr model);
+
 /// L(model(xi)) + 0.5 |xi|^2. Requires likelihood->domain() == model->target().
 class StandardHamiltonian final : public Energy {
  public:
