@@ -36,6 +36,26 @@ Eigen::MatrixXd read_matrix(const std::string& path, const char* flag) {
   return Eigen::Map<const RowMajorMatrix>(a.values.data(), a.shape[0], a.shape[1]);
 }
 
+/// FNV-1a over the model's response to a fixed probe, the data and the options that shape the run.
+std::uint64_t fingerprint(const OperatorPtr& model, const OperatorPtr& prior,
+                          const Eigen::VectorXd& data, const MgviLinearOptions& opt) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, std::size_t n) {
+    const auto* bytes = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+  };
+  Eigen::VectorXd probe = Eigen::VectorXd::LinSpaced(model->domain().size(), -1.0, 2.0);
+  for (const auto& op : {model, prior}) {
+    Eigen::VectorXd response = op->evaluate(probe);
+    mix(response.data(), sizeof(double) * response.size());
+  }
+  mix(data.data(), sizeof(double) * data.size());
+  mix(&opt.noise_std, sizeof opt.noise_std);
+  mix(&opt.samples, sizeof opt.samples);
+  mix(&opt.cg_max_iterations, sizeof opt.cg_max_iterations);
+  return h;
+}
+
 nlohmann::json report_json(const GlobalIterationReport& r) {
   return {{"iteration", r.iteration},
           {"samples", r.samples},
@@ -58,6 +78,8 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
                  "must be an even number >= 2 (samples come in mirrored pairs), got " +
                      std::to_string(opt.samples));
   check_argument(opt.iterations >= 1, fn, "--iterations", "must be at least 1");
+  check_argument(opt.threads >= 0, fn, "--threads", "must be >= 0 (0: all cores)");
+  check_argument(opt.cg_max_iterations >= 1, fn, "--cg-max-iterations", "must be at least 1");
   check_positive(opt.noise_std, fn, "--noise-std");
   std::unique_ptr<tbb::global_control> threads;
   if (opt.threads > 0)
@@ -86,6 +108,8 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
 
   std::filesystem::create_directories(opt.out);
   OptimizeKLOptions options;
+  // The checkpoint must belong to these inputs and options: fingerprint them.
+  options.run_id = fmt::format("mgvi-linear:{:016x}", fingerprint(model, prior, d.values, opt));
   options.global_iterations = opt.iterations;
   options.settings.sample_pairs = opt.samples / 2;
   options.settings.sampling_cg.max_iterations = opt.cg_max_iterations;
@@ -119,7 +143,12 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
                             {"iterations", nlohmann::json::array()}};
   for (const auto& it : result.iterations) summary["iterations"].push_back(report_json(it));
   const auto tmp = out / "summary.json.tmp";
-  std::ofstream(tmp) << summary.dump(2) << '\n';
+  {
+    std::ofstream file(tmp);
+    file << summary.dump(2) << '\n';
+    file.close();
+    if (!file) throw FileError("infield mgvi linear: cannot write " + tmp.string());
+  }
   std::filesystem::rename(tmp, out / "summary.json");
   fmt::print("wrote {}/mean.npy, std.npy, samples.npy ({} x {}), summary.json\n", opt.out,
              samples.size(), n);

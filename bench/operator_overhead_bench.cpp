@@ -32,6 +32,11 @@ infield::OperatorPtr ten_pointwise_chain(const infield::Space& s) {
   return tanh(op);
 }
 
+VectorXd sigmoid_by_hand(const VectorXd& x) {
+  auto a = x.array();
+  return (a >= 0.0).select((1.0 + (-a).exp()).inverse(), a.exp() / (1.0 + a.exp())).matrix();
+}
+
 // The same chain by hand with the same formulas, each pass written over the previous result: the
 // fastest plain-Eigen version (the baseline allows one temporary per step).
 VectorXd chain_by_hand(const VectorXd& x) {
@@ -39,7 +44,7 @@ VectorXd chain_by_hand(const VectorXd& x) {
   y = y.array().exp();
   y = y.array().sqrt();
   y = y.array().log();
-  y = 0.5 * (1.0 + (0.5 * y.array()).tanh());
+  y = sigmoid_by_hand(y);
   y = y.array().max(0.0) + (-y.array().abs()).exp().log1p();
   y = y.array().max(0.0);
   y = y.array().pow(3.0);
@@ -60,9 +65,9 @@ std::vector<VectorXd> derivatives_by_hand(const VectorXd& x) {
   d.emplace_back(0.5 / y.array());
   d.emplace_back(y.array().inverse());
   y = y.array().log();
-  y = 0.5 * (1.0 + (0.5 * y.array()).tanh());
+  y = sigmoid_by_hand(y);
   d.emplace_back(y.array() * (1.0 - y.array()));
-  d.emplace_back(0.5 * (1.0 + (0.5 * y.array()).tanh()));
+  d.emplace_back(sigmoid_by_hand(y));
   y = y.array().max(0.0) + (-y.array().abs()).exp().log1p();
   d.emplace_back((y.array() > 0.0).cast<double>());
   y = y.array().max(0.0);

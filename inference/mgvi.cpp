@@ -5,6 +5,8 @@
 #include <Eigen/Cholesky>
 #include <algorithm>
 #include <chrono>
+#include <fcntl.h>
+#include <unistd.h>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -251,12 +253,13 @@ class Reader {
   }
   Eigen::VectorXd get_vector() {
     const auto n = get<std::uint64_t>();
-    need(n * sizeof(double));
+    need_doubles(n);
     Eigen::VectorXd v(static_cast<Eigen::Index>(n));
     std::memcpy(v.data(), in_.data() + pos_, n * sizeof(double));
     pos_ += n * sizeof(double);
     return v;
   }
+  bool at_end() const { return pos_ == in_.size(); }
   [[noreturn]] void fail(const std::string& why) const {
     throw FileError("optimize_kl: checkpoint " + path_.string() + " " + why);
   }
@@ -264,6 +267,9 @@ class Reader {
  private:
   void need(std::uint64_t n) const {
     if (n > in_.size() - pos_) fail("is truncated");
+  }
+  void need_doubles(std::uint64_t n) const {  // n * 8 could wrap: compare counts instead
+    if (n > (in_.size() - pos_) / sizeof(double)) fail("is truncated");
   }
   std::string in_;
   std::size_t pos_ = 0;
@@ -321,6 +327,7 @@ GlobalIterationReport get_report(Reader& in) {
 
 struct Checkpoint {
   std::string space;
+  std::string run_id;
   std::uint64_t seed = 0;
   Eigen::VectorXd position;
   std::vector<GlobalIterationReport> reports;
@@ -330,6 +337,7 @@ struct Checkpoint {
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   Writer w;
   w.put_string(c.space);
+  w.put_string(c.run_id);
   w.put(c.seed);
   w.put_vector(c.position);
   w.put<std::uint64_t>(c.reports.size());
@@ -341,19 +349,36 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   const std::uint64_t sum = fnv1a(content);
   content.append(reinterpret_cast<const char*>(&sum), sizeof sum);
 
-  // Temp file + rename: a killed run leaves either the old or the new checkpoint, never half.
+  // Temp file, fsync, rename, fsync of the directory: a killed run or a power loss leaves
+  // either the old or the new checkpoint, never half of one.
   std::filesystem::path tmp = path;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) throw FileError("optimize_kl: cannot write checkpoint " + tmp.string());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw FileError("optimize_kl: cannot write checkpoint " + tmp.string());
+  std::size_t written = 0;
+  while (written < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
+    if (n <= 0) break;
+    written += static_cast<std::size_t>(n);
   }
+  const bool ok = written == content.size() && ::fsync(fd) == 0;
+  ::close(fd);
   std::error_code ec;
+  if (!ok) {
+    std::filesystem::remove(tmp, ec);
+    throw FileError("optimize_kl: cannot write checkpoint " + tmp.string());
+  }
   std::filesystem::rename(tmp, path, ec);
-  if (ec) throw FileError("optimize_kl: cannot rename " + tmp.string() + " to " + path.string() +
-                          ": " + ec.message());
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw FileError("optimize_kl: cannot rename " + tmp.string() + " to " + path.string());
+  }
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
 }
 
 Checkpoint read_checkpoint(const std::filesystem::path& path) {
@@ -371,12 +396,16 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   Reader r(content.substr(sizeof kCheckpointMagic), path);
   Checkpoint c;
   c.space = r.get_string();
+  c.run_id = r.get_string();
   c.seed = r.get<std::uint64_t>();
   c.position = r.get_vector();
   const auto n_reports = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_reports; ++i) c.reports.push_back(get_report(r));
   const auto n_residuals = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_residuals; ++i) c.residuals.push_back(r.get_vector());
+  if (!r.at_end()) r.fail("has trailing bytes");
+  for (const auto& res : c.residuals)
+    if (res.size() != c.position.size()) r.fail("has residuals of the wrong size");
   return c;
 }
 
@@ -473,6 +502,8 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     };
     if (c.space != space) mismatch("its space is " + c.space + ", this run's is " + space);
     if (c.seed != options.seed) mismatch("its seed differs");
+    if (c.run_id != options.run_id)
+      mismatch("its run id is '" + c.run_id + "', this run's is '" + options.run_id + "'");
     if (c.position.size() != position.size()) mismatch("its position has another size");
     if (static_cast<int>(c.reports.size()) > options.global_iterations)
       mismatch("it has more iterations than this run asks for");
@@ -522,7 +553,8 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     if (options.progress) *options.progress << report.progress_line() << std::endl;
     if (!options.checkpoint.empty())
       write_checkpoint(options.checkpoint,
-                       {space, options.seed, position.values(), summary.iterations, residuals});
+                       {space, options.run_id, options.seed, position.values(), summary.iterations,
+                        residuals});
     if (options.callback) options.callback(report, SampleList(position, residuals, true));
   }
   summary.samples = SampleList(position, std::move(residuals), true);

@@ -196,7 +196,7 @@ bool finished(MinimizerSummary& summary, const Point& current, double previous_v
 /// The next point along p: a strong-Wolfe line search, except when the decrease a step can
 /// achieve, about 0.5 |g^T p|, is below the rounding error of the energy (16 eps |E|). No line
 /// search can then tell better from worse, so the full step is taken if it lowers the gradient
-/// norm, and otherwise the point is as converged as double precision allows. On failure the
+/// norm without raising the energy beyond that rounding error, and otherwise the point is as converged as double precision allows. On failure the
 /// summary's status and message say why.
 std::optional<Point> next_point(const Energy& energy, unsigned request,
                                 const LineSearchOptions& options, const Point& current,
@@ -209,6 +209,7 @@ std::optional<Point> next_point(const Energy& energy, unsigned request,
     Point full{current.x + p, energy.evaluate(current.x + p, request | kGradient)};
     ++summary.energy_evaluations;
     if (std::isfinite(full.eval.value) && full.eval.gradient.allFinite() &&
+        full.eval.value <= current.eval.value + rounding &&
         full.eval.gradient.norm() < current.eval.gradient.norm())
       return full;
     summary.status = MinimizerStatus::kConverged;

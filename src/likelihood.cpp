@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "infield/error.h"
+#include "unchecked_diagonal.h"
 #include "infield/linear_operators.h"
 
 namespace infield {
@@ -38,7 +39,7 @@ class DiagonalGaussianLikelihood final : public Likelihood {
     return value;
   }
   LinearOperatorPtr metric(ConstVectorRef) const override {
-    return diagonal_operator(domain(), inverse_variance_);
+    return std::make_shared<detail::UncheckedDiagonal>(domain(), inverse_variance_);
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef, std::mt19937_64& rng) const override {
     return inverse_std_.cwiseProduct(standard_normal_vector(data_.size(), rng));
@@ -103,7 +104,7 @@ class PoissonLikelihood final : public Likelihood {
     return value;
   }
   LinearOperatorPtr metric(ConstVectorRef s) const override {
-    return diagonal_operator(domain(), s.cwiseInverse());
+    return std::make_shared<detail::UncheckedDiagonal>(domain(), s.cwiseInverse());
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
     return standard_normal_vector(s.size(), rng).cwiseQuotient(s.cwiseSqrt());

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "infield/error.h"
+#include "unchecked_diagonal.h"
 #include "infield/likelihood.h"
 #include "infield/linear_operators.h"
 
@@ -33,7 +34,7 @@ class StudentTLikelihood final : public Likelihood {
     return value;
   }
   LinearOperatorPtr metric(ConstVectorRef) const override {
-    return diagonal_operator(domain(), Eigen::VectorXd::Constant(data_.size(), fisher_));
+    return std::make_shared<detail::UncheckedDiagonal>(domain(), Eigen::VectorXd::Constant(data_.size(), fisher_));
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef, std::mt19937_64& rng) const override {
     return std::sqrt(fisher_) * standard_normal_vector(data_.size(), rng);
@@ -67,7 +68,7 @@ class BernoulliLikelihood final : public Likelihood {
     return value;
   }
   LinearOperatorPtr metric(ConstVectorRef s) const override {
-    return diagonal_operator(domain(), (s.array() * (1.0 - s.array())).inverse().matrix());
+    return std::make_shared<detail::UncheckedDiagonal>(domain(), (s.array() * (1.0 - s.array())).inverse().matrix());
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
     return standard_normal_vector(s.size(), rng).cwiseQuotient(
@@ -108,7 +109,7 @@ class VariableCovarianceGaussianLikelihood final : public Likelihood {
     return value;
   }
   LinearOperatorPtr metric(ConstVectorRef s) const override {
-    return diagonal_operator(domain(), fisher_diagonal(s));
+    return std::make_shared<detail::UncheckedDiagonal>(domain(), fisher_diagonal(s));
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
     return fisher_diagonal(s).cwiseSqrt().cwiseProduct(standard_normal_vector(s.size(), rng));
@@ -148,7 +149,7 @@ class InverseGammaLikelihood final : public Likelihood {
     return value;
   }
   LinearOperatorPtr metric(ConstVectorRef s) const override {
-    return diagonal_operator(domain(), (alpha_ / s.array().square()).matrix());
+    return std::make_shared<detail::UncheckedDiagonal>(domain(), (alpha_ / s.array().square()).matrix());
   }
   Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
     return std::sqrt(alpha_) * standard_normal_vector(s.size(), rng).cwiseQuotient(s);

@@ -173,7 +173,9 @@ class BlockDiagonalOperator final : public LinearOperator {
  private:
   const std::vector<Eigen::FullPivLU<Eigen::MatrixXd>>& factors() const {
     std::call_once(once_, [this] {
-      for (Eigen::Index b = 0; b < batch_; ++b) factors_.emplace_back(Eigen::MatrixXd(block(b)));
+      std::vector<Eigen::FullPivLU<Eigen::MatrixXd>> factors;  // all or nothing, if this throws
+      for (Eigen::Index b = 0; b < batch_; ++b) factors.emplace_back(Eigen::MatrixXd(block(b)));
+      factors_ = std::move(factors);
     });
     for (Eigen::Index b = 0; b < batch_; ++b)
       if (!factors_[b].isInvertible())

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "diagonal_jacobian.h"
+#include "unchecked_diagonal.h"
 #include "infield/error.h"
 #include "infield/linear_operators.h"
 
@@ -30,7 +30,7 @@ class PointwiseOperator final : public Operator {
     Eigen::VectorXd y(x.size()), d(x.size());
     value(x, y);
     derivative(x, y, d);
-    return {std::move(y), std::make_shared<detail::DiagonalJacobian>(domain(), std::move(d))};
+    return {std::move(y), std::make_shared<detail::UncheckedDiagonal>(domain(), std::move(d))};
   }
 
   // The value overwrites the consumed input; the derivative is computed from x before that
@@ -49,10 +49,17 @@ class PointwiseOperator final : public Operator {
       derivative(x, x, d);  // y is unused by these functions
       value(x, x);
     }
-    return {std::move(x), std::make_shared<detail::DiagonalJacobian>(domain(), std::move(d))};
+    return {std::move(x), std::make_shared<detail::UncheckedDiagonal>(domain(), std::move(d))};
   }
 
  private:
+  // 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below: full relative precision in both tails
+  // (the unused branch may overflow; select discards it).
+  template <typename A>
+  static Eigen::ArrayXd stable_sigmoid(const A& x) {
+    return (x >= 0.0).select((1.0 + (-x).exp()).inverse(), x.exp() / (1.0 + x.exp()));
+  }
+
   // One switch per call, whole-array Eigen expressions inside: no per-element dispatch.
   void value(ConstVectorRef x, VectorRef y) const {
     auto xa = x.array();
@@ -61,8 +68,7 @@ class PointwiseOperator final : public Operator {
       case PointwiseFunction::kLog: y.array() = xa.log(); break;
       case PointwiseFunction::kSqrt: y.array() = xa.sqrt(); break;
       case PointwiseFunction::kPower: y.array() = xa.pow(a_); break;
-      // 0.5 (1 + tanh(x/2)) does not overflow for large |x|.
-      case PointwiseFunction::kSigmoid: y.array() = 0.5 * (1.0 + (0.5 * xa).tanh()); break;
+      case PointwiseFunction::kSigmoid: y.array() = stable_sigmoid(xa); break;
       case PointwiseFunction::kTanh: y.array() = xa.tanh(); break;
       // log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), stable for both signs.
       case PointwiseFunction::kSoftplus:
@@ -89,7 +95,7 @@ class PointwiseOperator final : public Operator {
       case PointwiseFunction::kPower: d.array() = a_ * xa.pow(a_ - 1.0); break;
       case PointwiseFunction::kSigmoid: d.array() = ya * (1.0 - ya); break;
       case PointwiseFunction::kTanh: d.array() = 1.0 - ya.square(); break;
-      case PointwiseFunction::kSoftplus: d.array() = 0.5 * (1.0 + (0.5 * xa).tanh()); break;
+      case PointwiseFunction::kSoftplus: d.array() = stable_sigmoid(xa); break;
       case PointwiseFunction::kRelu: d.array() = (xa > 0.0).cast<double>(); break;
       case PointwiseFunction::kClip:
         d.array() = ((xa > a_) && (xa < b_)).cast<double>();

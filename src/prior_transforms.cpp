@@ -1,6 +1,6 @@
 #include "infield/prior_transforms.h"
 
-#include "diagonal_jacobian.h"
+#include "unchecked_diagonal.h"
 
 #include <boost/math/distributions/complement.hpp>
 #include <boost/math/distributions/inverse_gamma.hpp>
@@ -206,7 +206,7 @@ class PriorTransform final : public Operator {
       y[i] = value;
       d[i] = derivative;
     }
-    return {std::move(y), std::make_shared<detail::DiagonalJacobian>(domain(), std::move(d))};
+    return {std::move(y), std::make_shared<detail::UncheckedDiagonal>(domain(), std::move(d))};
   }
 
   Quantile quantile_;

@@ -17,8 +17,9 @@ LinearOperatorPtr scaling_operator(Space space, double factor);
 LinearOperatorPtr identity_operator(Space space);
 /// x -> diag .* x; inverse where no entry is zero.
 LinearOperatorPtr diagonal_operator(Space space, Eigen::VectorXd diagonal);
-/// x -> M x with a dense matrix (rows = target size, columns = domain size); inverse through an LU
-/// factorisation when M is square and invertible.
+/// x -> M x with a dense matrix (rows = target size, columns = domain size). A square M offers the
+/// inverse modes, computed through an LU factorisation on first use; applying them to a singular
+/// M throws UnsupportedOperation then (the factorisation is not paid for at construction).
 LinearOperatorPtr matrix_operator(Space domain, Space target, Eigen::MatrixXd matrix);
 /// Keeps the entries of a field (on `domain`, a DomainTuple) where `keep` is true, in increasing
 /// index order; the target is Unstructured(count). The adjoint scatters back, zeros elsewhere.

@@ -101,6 +101,12 @@ TEST_F(MgviCli, WritesThePosteriorOfTheSignal) {
   CliRun resumed = run(args("--resume"));
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_EQ(read_npy(dir_ / "out/mean.npy").values, m.values);
+
+  // A checkpoint of other data is refused, not silently reused.
+  write_npy(dir_ / "d.npy", {30}, Eigen::VectorXd(2.0 * d_));
+  CliRun other = run(args("--resume"));
+  EXPECT_NE(other.status, 0);
+  EXPECT_THAT(other.output, ::testing::HasSubstr("belongs to another run"));
 }
 
 TEST_F(MgviCli, NonConvergenceExitsNonZeroWithTheReason) {

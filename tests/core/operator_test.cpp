@@ -256,6 +256,17 @@ TEST(Pointwise, ConsumingEvaluationEqualsTheCopyingOne) {
   }
 }
 
+TEST(Pointwise, SigmoidKeepsRelativePrecisionInTheLowerTail) {
+  Space s = unstructured(3);
+  Field x(s, Eigen::Vector3d(-30.0, -40.0, -700.0));
+  Field y = sigmoid(s)->apply(x);
+  for (int i = 0; i < 3; ++i) {
+    const double v = x.values()[i];
+    const double exact = std::exp(v) / (1.0 + std::exp(v));
+    EXPECT_NEAR(y.values()[i], exact, 1e-15 * exact) << v;
+  }
+}
+
 TEST(Pointwise, SigmoidAndSoftplusAreStableForLargeArguments) {
   Space s = unstructured(2);
   Field x(s, Eigen::Vector2d(-800.0, 800.0));

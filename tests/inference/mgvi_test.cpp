@@ -214,6 +214,9 @@ TEST(Mgvi, CheckpointResumesExactlyAndRejectsAnotherRun) {
   OptimizeKLOptions other_seed = resumed;
   other_seed.seed = 99;
   EXPECT_THROW(optimize_kl(p.hamiltonian, Field::zeros(unstructured(p.n)), other_seed), FileError);
+  OptimizeKLOptions other_run = resumed;
+  other_run.run_id = "another problem";
+  EXPECT_THROW(optimize_kl(p.hamiltonian, Field::zeros(unstructured(p.n)), other_run), FileError);
   {  // flip one byte: the checksum catches it
     std::fstream f(options.checkpoint, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(40);

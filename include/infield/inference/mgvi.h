@@ -134,8 +134,13 @@ struct OptimizeKLOptions {
   std::uint64_t seed = 42;
   /// Checkpoint file written atomically after every global iteration; empty disables.
   std::filesystem::path checkpoint;
-  /// Continue from `checkpoint` if it exists (it is validated: same problem, seed and iterations).
+  /// Continue from `checkpoint` if it exists. It is validated against this run: the space, the
+  /// seed, and `run_id`.
   bool resume = false;
+  /// Identifies the problem for checkpoint validation: callers should fingerprint what the
+  /// checkpoint cannot see (data, model parameters, schedule), as `infield mgvi linear` does with
+  /// a hash of its inputs and options. A checkpoint with another run_id is rejected.
+  std::string run_id;
   /// One progress line per global iteration goes here; null silences it.
   std::ostream* progress = nullptr;
   /// Largest sampled dimension for which kl_with_entropy is computed (n metric products and a
