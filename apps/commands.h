@@ -11,5 +11,7 @@ namespace infield::apps {
 std::function<int()> register_demo_command(CLI::App& app);
 /// Registers `infield mgvi linear`.
 std::function<int()> register_mgvi_command(CLI::App& app);
+/// Registers `infield reconstruct`.
+std::function<int()> register_reconstruct_command(CLI::App& app);
 
 }  // namespace infield::apps

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto run_demo = infield::apps::register_demo_command(app);
   auto run_mgvi = infield::apps::register_mgvi_command(app);
+  auto run_reconstruct = infield::apps::register_reconstruct_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("demo")) return run_demo();
     if (app.got_subcommand("mgvi")) return run_mgvi();
+    if (app.got_subcommand("reconstruct")) return run_reconstruct();
   } catch (const std::exception& e) {
     fmt::print(stderr, "infield: error: {}\n", e.what());
     return 1;

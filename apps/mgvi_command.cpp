@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "json_output.h"
 #include "infield/inference/mgvi.h"
 #include "infield/infield.h"
 
@@ -142,14 +143,7 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
                             {"all_converged", result.all_converged()},
                             {"iterations", nlohmann::json::array()}};
   for (const auto& it : result.iterations) summary["iterations"].push_back(report_json(it));
-  const auto tmp = out / "summary.json.tmp";
-  {
-    std::ofstream file(tmp);
-    file << summary.dump(2) << '\n';
-    file.close();
-    if (!file) throw FileError("infield mgvi linear: cannot write " + tmp.string());
-  }
-  std::filesystem::rename(tmp, out / "summary.json");
+  write_json_atomic(out / "summary.json", summary, "infield mgvi linear");
   fmt::print("wrote {}/mean.npy, std.npy, samples.npy ({} x {}), summary.json\n", opt.out,
              samples.size(), n);
   if (!result.all_converged()) {

@@ -117,14 +117,19 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
   std::vector<ConjugateGradientSummary> cg(options.pairs);
   tbb::parallel_for(0, options.pairs, [&](int i) {
     std::mt19937_64 rng = sample_stream(seed, stream, static_cast<std::uint64_t>(i));
-    Eigen::VectorXd theta = hamiltonian.draw_metric_sample(*lin.jacobian, lin.value, rng);
+    // CG starts at eta, the prior part of theta, as NIFTy's SamplingEnabler does: directions the
+    // data do not constrain then already carry their prior variance, so a CG truncated by its
+    // iteration limit still gives samples as wide as the prior there (from 0 it would give
+    // samples that are too narrow exactly where the data are missing).
+    Eigen::VectorXd eta;
+    Eigen::VectorXd theta = hamiltonian.draw_metric_sample(*lin.jacobian, lin.value, rng, &eta);
     if (!restricted) {
-      residuals[i] = Eigen::VectorXd::Zero(theta.size());
+      residuals[i] = std::move(eta);
       cg[i] = conjugate_gradient(*solve_metric, theta, residuals[i], options.cg);
       return;
     }
     Eigen::VectorXd theta_r = projection->evaluate(theta);
-    Eigen::VectorXd delta_r = Eigen::VectorXd::Zero(theta_r.size());
+    Eigen::VectorXd delta_r = projection->evaluate(eta);
     cg[i] = conjugate_gradient(*solve_metric, theta_r, delta_r, options.cg);
     residuals[i] = Eigen::VectorXd(theta.size());
     projection->apply_adjoint(delta_r, residuals[i]);

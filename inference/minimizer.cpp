@@ -23,6 +23,11 @@ void NewtonCGOptions::validate() const {
   check_argument(max_iterations > 0, fn, "max_iterations", "must be positive");
   check_argument(gradient_tolerance >= 0, fn, "gradient_tolerance", "must be >= 0");
   check_argument(absolute_energy_change >= 0, fn, "absolute_energy_change", "must be >= 0");
+  check_argument(energy_reduction_factor >= 0 && std::isfinite(energy_reduction_factor), fn,
+                 "energy_reduction_factor", "must be finite and >= 0");
+  check_argument(first_step_cg_iterations >= 1, fn, "first_step_cg_iterations",
+                 "must be at least 1");
+  check_argument(convergence_level >= 1, fn, "convergence_level", "must be at least 1");
   cg.validate();
   line_search.validate();
 }
@@ -171,8 +176,12 @@ void check_start(const Energy& energy, ConstVectorRef x, std::string_view fn) {
 }
 
 /// Shared iteration bookkeeping of the native minimizers.
+/// With `small_changes`, the energy criterion counts as NIFTy's AbsDeltaEnergyController does: up
+/// by one for a change below the tolerance, down by one (to 0) otherwise, converged at
+/// `convergence_level`.
 bool finished(MinimizerSummary& summary, const Point& current, double previous_value,
-              double gradient_tolerance, double absolute_energy_change) {
+              double gradient_tolerance, double absolute_energy_change,
+              int convergence_level = 1, int* small_changes = nullptr) {
   summary.final_value = current.eval.value;
   summary.gradient_norm = current.eval.gradient.norm();
   if (!std::isfinite(summary.final_value) || !std::isfinite(summary.gradient_norm)) {
@@ -185,7 +194,13 @@ bool finished(MinimizerSummary& summary, const Point& current, double previous_v
     summary.message = "gradient norm below tolerance";
     return true;
   }
-  if (absolute_energy_change > 0 && previous_value - current.eval.value < absolute_energy_change) {
+  const bool small =
+      absolute_energy_change > 0 && previous_value - current.eval.value < absolute_energy_change;
+  if (small_changes != nullptr && absolute_energy_change > 0) {
+    *small_changes = small ? *small_changes + 1 : std::max(0, *small_changes - 1);
+    if (*small_changes < convergence_level) return false;
+  }
+  if (small) {
     summary.status = MinimizerStatus::kConverged;
     summary.message = "energy change below tolerance";
     return true;
@@ -244,10 +259,24 @@ class NewtonCG final : public Minimizer {
                                                                       : summary.message;
       return summary;
     }
+    double last_decrease = std::numeric_limits<double>::quiet_NaN();
+    int small_changes = 0;
     for (summary.iterations = 0; summary.iterations < options_.max_iterations;) {
       Eigen::VectorXd step = Eigen::VectorXd::Zero(x.size());
       Eigen::VectorXd rhs = -current.eval.gradient;
-      ConjugateGradientSummary cg = conjugate_gradient(*current.eval.metric, rhs, step, options_.cg);
+      ConjugateGradientOptions cg_options = options_.cg;
+      if (options_.energy_reduction_factor > 0) {
+        // Inexact Newton (NIFTy's NewtonCG): a few CG iterations for the first step, then solve
+        // only as far as the last step's progress warrants.
+        if (std::isnan(last_decrease))
+          cg_options.max_iterations = std::min(cg_options.max_iterations,
+                                               options_.first_step_cg_iterations);
+        else
+          cg_options.absolute_energy_change =
+              std::max(cg_options.absolute_energy_change,
+                       options_.energy_reduction_factor * last_decrease);
+      }
+      ConjugateGradientSummary cg = conjugate_gradient(*current.eval.metric, rhs, step, cg_options);
       summary.cg_iterations += cg.iterations;
       if (!cg.converged()) ++summary.cg_not_converged;
       if (!(step.dot(current.eval.gradient) < 0)) step = rhs;  // CG broke down at once: descend
@@ -257,8 +286,9 @@ class NewtonCG final : public Minimizer {
       ++summary.iterations;
       const double previous = current.eval.value;
       current = std::move(*next);
+      last_decrease = previous - current.eval.value;
       if (finished(summary, current, previous, options_.gradient_tolerance,
-                   options_.absolute_energy_change))
+                   options_.absolute_energy_change, options_.convergence_level, &small_changes))
         break;
       summary.status = MinimizerStatus::kIterationLimit;
     }

@@ -68,12 +68,18 @@ EnergyEvaluation StandardHamiltonian::evaluate(ConstVectorRef xi, unsigned reque
 
 Eigen::VectorXd StandardHamiltonian::draw_metric_sample(const LinearOperator& jacobian,
                                                         ConstVectorRef model_value,
-                                                        std::mt19937_64& rng) const {
+                                                        std::mt19937_64& rng,
+                                                        Eigen::VectorXd* prior_part) const {
   Eigen::VectorXd n = likelihood_->draw_metric_sample(model_value, rng);
   Eigen::VectorXd theta(domain().size());
   jacobian.apply_adjoint(n, theta);
   std::normal_distribution<double> gauss;
-  for (auto& t : theta) t += gauss(rng);
+  if (prior_part != nullptr) prior_part->resize(theta.size());
+  for (Eigen::Index i = 0; i < theta.size(); ++i) {
+    const double eta = gauss(rng);
+    theta[i] += eta;
+    if (prior_part != nullptr) (*prior_part)[i] = eta;
+  }
   return theta;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <complex>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <sstream>
@@ -94,6 +95,36 @@ class R2CPlan {
   fftw_plan plan_;
 };
 
+/// Plans are cached per (dims, inner) for the life of the process and shared by every operator of
+/// that geometry, so building operators repeatedly (one model per sample, per test) plans once.
+std::shared_ptr<const R2CPlan> cached_r2c_plan(const std::vector<int>& dims, Eigen::Index inner,
+                                               std::string_view fn, const DomainTuple& domain) {
+  // The mutex is constructed before the cache, so it outlives the plans destroyed at exit.
+  std::mutex& planner = fftw_planner_mutex();
+  static std::map<std::pair<std::vector<int>, Eigen::Index>, std::shared_ptr<const R2CPlan>> cache;
+  std::unique_lock<std::mutex> lock(planner);
+  auto key = std::make_pair(dims, inner);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  Eigen::Index n = 1;
+  for (int d : dims) n *= d;
+  const Eigen::Index complex_size = n / dims.back() * (dims.back() / 2 + 1);
+  // FFTW_ESTIMATE does not touch the arrays; plans are executed with new arrays, so
+  // FFTW_UNALIGNED since callers' vectors may have any alignment.
+  double* in = fftw_alloc_real(static_cast<std::size_t>(n * inner));
+  fftw_complex* out = fftw_alloc_complex(static_cast<std::size_t>(complex_size * inner));
+  const int stride = static_cast<int>(inner);
+  fftw_plan plan = fftw_plan_many_dft_r2c(
+      static_cast<int>(dims.size()), dims.data(), stride, in, nullptr, stride, 1, out, nullptr,
+      stride, 1, FFTW_ESTIMATE | FFTW_UNALIGNED | FFTW_PRESERVE_INPUT);
+  fftw_free(in);
+  fftw_free(out);
+  check_argument(plan != nullptr, fn, "domain",
+                 "FFTW could not plan a transform for " + domain.to_string());
+  auto shared = std::make_shared<const R2CPlan>(plan);
+  cache.emplace(std::move(key), shared);
+  return shared;
+}
+
 /// The Hartley transform of the middle factor of (outer, grid, inner), as Re F - Im F of an r2c
 /// DFT over the grid's axes (strided by inner, `inner` transforms per plan execution), filling the
 /// second half of the spectrum from Hermitian symmetry. Every mode is the cas matrix times a
@@ -108,7 +139,6 @@ class HartleyOperator final : public LinearOperator {
     std::tie(outer_, inner_) = outer_inner(domain, index);
     const std::vector<Eigen::Index> shape = domain[index]->shape();
     n_ = domain[index]->size();
-    const auto rank = static_cast<int>(shape.size());
     constexpr auto int_max = static_cast<Eigen::Index>(std::numeric_limits<int>::max());
     check_argument(n_ <= int_max / inner_, fn, "domain",
                    "is too large for FFTW's int interface: " + domain.to_string());
@@ -137,23 +167,7 @@ class HartleyOperator final : public LinearOperator {
       mirror_index_[static_cast<std::size_t>(c)] = mirror;
     }
 
-    // Plan once (FFTW_ESTIMATE does not touch the arrays); executed with new arrays, so
-    // FFTW_UNALIGNED since callers' vectors may have any alignment.
-    double* in = fftw_alloc_real(static_cast<std::size_t>(n_ * inner_));
-    fftw_complex* out = fftw_alloc_complex(static_cast<std::size_t>(complex_size_ * inner_));
-    fftw_plan plan = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-      const int stride = static_cast<int>(inner_);
-      plan = fftw_plan_many_dft_r2c(rank, dims.data(), stride, in, nullptr, stride, 1, out,
-                                    nullptr, stride, 1,
-                                    FFTW_ESTIMATE | FFTW_UNALIGNED | FFTW_PRESERVE_INPUT);
-      fftw_free(in);
-      fftw_free(out);
-    }
-    check_argument(plan != nullptr, fn, "domain",
-                   "FFTW could not plan a transform for " + domain.to_string());
-    plan_ = std::make_shared<R2CPlan>(plan);
+    plan_ = cached_r2c_plan(dims, inner_, fn, domain);
   }
 
   unsigned capabilities() const override {
@@ -175,7 +189,9 @@ class HartleyOperator final : public LinearOperator {
 
  private:
   void transform(ConstVectorRef x, VectorRef out, double factor) const {
-    std::vector<std::complex<double>> spectrum(static_cast<std::size_t>(complex_size_ * inner_));
+    // One buffer per thread, reused: transforms run inside CG loops.
+    thread_local std::vector<std::complex<double>> spectrum;
+    spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_));
     auto* spec = reinterpret_cast<fftw_complex*>(spectrum.data());
     const Eigen::Index block = n_ * inner_;
     for (Eigen::Index o = 0; o < outer_; ++o) {
@@ -312,6 +328,101 @@ LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::size_t index
                      " must be a RegularGrid or a HarmonicGrid, got " + factor->to_string());
   return std::make_shared<HartleyOperator>(domain, replaced(domain, index, harmonic_partner(factor)),
                                            index);
+}
+
+LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::vector<std::size_t> indices) {
+  constexpr std::string_view fn = "hartley_transform";
+  check_argument(!indices.empty(), fn, "indices", "must name at least one domain");
+  std::vector<std::size_t> sorted = indices;
+  std::sort(sorted.begin(), sorted.end());
+  check_argument(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(), fn, "indices",
+                 "must not repeat a domain");
+  LinearOperatorPtr result = hartley_transform(domain, indices[0]);
+  for (std::size_t i = 1; i < indices.size(); ++i)
+    result = compose(hartley_transform(result->target().tuple(), indices[i]), result);
+  return result;
+}
+
+namespace {
+
+/// (outer, grid, inner) -> (outer, padded grid, inner): copies the grid into the low corner of the
+/// padded grid, zeros elsewhere; the adjoint slices the low corner back out.
+class ZeroPadding final : public LinearOperator {
+ public:
+  ZeroPadding(const DomainTuple& domain, const DomainTuple& target, std::size_t index)
+      : LinearOperator(domain, target), shape_(domain[index]->shape()),
+        padded_(target[index]->shape()) {
+    std::tie(outer_, inner_) = outer_inner(domain, index);
+    // Source pixel p of the grid -> its position in the padded grid (C order).
+    const Eigen::Index n = domain[index]->size();
+    positions_.resize(static_cast<std::size_t>(n));
+    std::vector<Eigen::Index> multi(shape_.size(), 0);
+    for (Eigen::Index p = 0; p < n; ++p) {
+      Eigen::Index rest = p, position = 0;
+      for (std::size_t a = shape_.size(); a-- > 0;) {
+        multi[a] = rest % shape_[a];
+        rest /= shape_[a];
+      }
+      for (std::size_t a = 0; a < shape_.size(); ++a) position = position * padded_[a] + multi[a];
+      positions_[static_cast<std::size_t>(p)] = position;
+    }
+    n_ = n;
+    padded_n_ = target[index]->size();
+  }
+  std::string name() const override { return "ZeroPadding"; }
+  void apply_times(ConstVectorRef x, VectorRef out) const override {
+    out.setZero();
+    for (Eigen::Index o = 0; o < outer_; ++o)
+      for (Eigen::Index p = 0; p < n_; ++p)
+        out.segment((o * padded_n_ + positions_[static_cast<std::size_t>(p)]) * inner_, inner_) =
+            x.segment((o * n_ + p) * inner_, inner_);
+  }
+  void apply_adjoint(ConstVectorRef y, VectorRef out) const override {
+    for (Eigen::Index o = 0; o < outer_; ++o)
+      for (Eigen::Index p = 0; p < n_; ++p)
+        out.segment((o * n_ + p) * inner_, inner_) =
+            y.segment((o * padded_n_ + positions_[static_cast<std::size_t>(p)]) * inner_, inner_);
+  }
+
+ private:
+  std::vector<Eigen::Index> shape_, padded_;
+  std::vector<Eigen::Index> positions_;
+  Eigen::Index outer_ = 1, inner_ = 1, n_ = 1, padded_n_ = 1;
+};
+
+}  // namespace
+
+LinearOperatorPtr zero_padding(const DomainTuple& domain, std::size_t index,
+                               std::vector<Eigen::Index> padded_shape) {
+  constexpr std::string_view fn = "zero_padding";
+  check_argument(index < domain.rank(), fn, "index", describe_index(index, domain));
+  const auto* grid = dynamic_cast<const RegularGrid*>(domain[index].get());
+  check_argument(grid != nullptr, fn, "domain",
+                 "factor " + std::to_string(index) + " must be a RegularGrid, got " +
+                     domain[index]->to_string());
+  const std::vector<Eigen::Index> shape = grid->shape();
+  check_argument(padded_shape.size() == shape.size(), fn, "padded_shape",
+                 "must have one entry per axis (" + std::to_string(shape.size()) + "), got " +
+                     join(padded_shape));
+  for (std::size_t a = 0; a < shape.size(); ++a)
+    check_argument(padded_shape[a] >= shape[a], fn, "padded_shape",
+                   "must be at least the grid's shape " + join(shape) + " on every axis, got " +
+                       join(padded_shape));
+  DomainTuple target = replaced(domain, index, regular_grid(padded_shape, grid->distances()));
+  return std::make_shared<ZeroPadding>(domain, target, index);
+}
+
+LinearOperatorPtr slicing(const DomainTuple& padded, std::size_t index,
+                          std::vector<Eigen::Index> shape) {
+  constexpr std::string_view fn = "slicing";
+  check_argument(index < padded.rank(), fn, "index", describe_index(index, padded));
+  const auto* grid = dynamic_cast<const RegularGrid*>(padded[index].get());
+  check_argument(grid != nullptr, fn, "padded",
+                 "factor " + std::to_string(index) + " must be a RegularGrid, got " +
+                     padded[index]->to_string());
+  DomainTuple small = replaced(padded, index, regular_grid(std::move(shape), grid->distances()));
+  LinearOperatorPtr pad = zero_padding(small, index, grid->shape());
+  return adjoint(pad);
 }
 
 // ---------------------------------------------------------------------------------------------

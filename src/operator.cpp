@@ -524,6 +524,54 @@ OperatorPtr multiply(OperatorPtr f, OperatorPtr g) {
   return std::make_shared<ProductOperator>(std::move(f), std::move(g));
 }
 
+namespace {
+/// op(x) + c: the Jacobian is op's.
+class ShiftedOperator final : public Operator {
+ public:
+  ShiftedOperator(OperatorPtr op, Eigen::VectorXd constant)
+      : Operator(op->domain(), op->target()), op_(std::move(op)), constant_(std::move(constant)) {}
+  std::string name() const override { return "ShiftedOperator"; }
+  Eigen::VectorXd evaluate(ConstVectorRef x) const override {
+    Eigen::VectorXd y = op_->evaluate(x);
+    y += constant_;
+    return y;
+  }
+  Eigen::VectorXd evaluate_consuming(Eigen::VectorXd&& x) const override {
+    Eigen::VectorXd y = op_->evaluate_consuming(std::move(x));
+    y += constant_;
+    return y;
+  }
+  FlatLinearization linearize_flat(ConstVectorRef x) const override {
+    FlatLinearization lin = op_->linearize_flat(x);
+    lin.value += constant_;
+    return lin;
+  }
+  FlatLinearization linearize_consuming(Eigen::VectorXd&& x) const override {
+    FlatLinearization lin = op_->linearize_consuming(std::move(x));
+    lin.value += constant_;
+    return lin;
+  }
+
+ private:
+  OperatorPtr op_;
+  Eigen::VectorXd constant_;
+};
+}  // namespace
+
+OperatorPtr add_constant(OperatorPtr op, Eigen::VectorXd constant) {
+  check_not_null(op.get(), "add_constant", "op");
+  check_argument(constant.size() == op->target().size(), "add_constant", "constant",
+                 "has " + std::to_string(constant.size()) + " entries, the target " +
+                     op->target().to_string() + " has " + std::to_string(op->target().size()));
+  check_finite(constant, "add_constant", "constant");
+  return std::make_shared<ShiftedOperator>(std::move(op), std::move(constant));
+}
+
+OperatorPtr add_constant(OperatorPtr op, double constant) {
+  check_not_null(op.get(), "add_constant", "op");
+  return add_constant(op, Eigen::VectorXd::Constant(op->target().size(), constant));
+}
+
 // ---- User-defined operators ---------------------------------------------------------------------
 namespace {
 

@@ -76,8 +76,10 @@ class StandardHamiltonian final : public Energy {
   const OperatorPtr& model() const { return model_; }
   /// A draw theta = J^T n + eta with n ~ N(0, F) and eta ~ N(0, 1): Cov(theta) = M (at xi).
   /// `jacobian` and `model_value` are the linearisation at xi.
+  /// When `prior_part` is not null it receives eta (metric sampling starts its CG there).
   Eigen::VectorXd draw_metric_sample(const LinearOperator& jacobian, ConstVectorRef model_value,
-                                     std::mt19937_64& rng) const;
+                                     std::mt19937_64& rng,
+                                     Eigen::VectorXd* prior_part = nullptr) const;
 
  private:
   LikelihoodPtr likelihood_;

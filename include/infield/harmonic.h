@@ -76,8 +76,29 @@ Eigen::VectorXd k_lengths(const DomainPtr& harmonic_grid);
 /// dimensions). Domain `index` must be a RegularGrid or a HarmonicGrid; the target is `domain` with
 /// that factor replaced by its harmonic_partner. Normalisation as documented at the top of this
 /// file; supports times, adjoint, inverse and adjoint inverse. Backed by FFTW (r2c), with the plan
-/// made once per operator; applying the operator is thread-safe.
+/// made once per geometry and cached; applying the operator is thread-safe.
 LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::size_t index);
+
+/// The Hartley transforms over several domains of `domain` (any subset, in the given order; the
+/// result does not depend on it), composed. Throws InvalidArgument for an empty or repeating list.
+///
+/// Threads: a transform runs on the calling thread. FFTW plans are made once per geometry and
+/// cached for the process, and execution is thread-safe, so parallel callers (MGVI samples on
+/// oneTBB) each run their own transforms without contention.
+LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::vector<std::size_t> indices);
+
+/// Zero padding for non-periodic boxes: embeds a field on the RegularGrid domain[index] into the
+/// low corner of a grid of shape `padded_shape` (>= the grid's shape on every axis) with the same
+/// pixel distances; zeros elsewhere. A periodic model on the padded grid, sliced back with the
+/// adjoint, has no wrap-around correlations across the original box when the padding is wider
+/// than the correlation length.
+LinearOperatorPtr zero_padding(const DomainTuple& domain, std::size_t index,
+                               std::vector<Eigen::Index> padded_shape);
+
+/// The adjoint of zero_padding: keeps the low corner of shape `shape` of the RegularGrid
+/// padded[index].
+LinearOperatorPtr slicing(const DomainTuple& padded, std::size_t index,
+                          std::vector<Eigen::Index> shape);
 
 /// Bins of |k| of a HarmonicGrid: one bin per distinct |k| (values within 1e-10 relative are one
 /// bin), sorted increasingly; bin 0 is k = 0. Each bin has volume 1.

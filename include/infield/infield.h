@@ -7,6 +7,7 @@
 #include "infield/energy.h"
 #include "infield/error.h"
 #include "infield/field.h"
+#include "infield/harmonic.h"
 #include "infield/likelihood.h"
 #include "infield/linear_operators.h"
 #include "infield/npy.h"

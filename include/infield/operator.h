@@ -147,6 +147,11 @@ OperatorPtr scale(double factor, OperatorPtr op);
 /// Pointwise product f(x) * g(x) of two operators with the same domain and target (DomainTuples).
 OperatorPtr multiply(OperatorPtr f, OperatorPtr g);
 
+/// x -> op(x) + constant (one entry per target value, finite); the Jacobian is op's.
+OperatorPtr add_constant(OperatorPtr op, Eigen::VectorXd constant);
+/// x -> op(x) + constant in every entry.
+OperatorPtr add_constant(OperatorPtr op, double constant);
+
 /// The adjoint A^T as an operator (a view; adjoint(adjoint(A)) is A).
 LinearOperatorPtr adjoint(LinearOperatorPtr op);
 /// The inverse A^{-1} as an operator; requires A to support inverse_times.

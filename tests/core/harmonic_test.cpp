@@ -285,6 +285,48 @@ TEST(PowerDistributor, ConsistentAndProjectionCountsPixels) {
   EXPECT_LE((spread.values() - k_lengths(k)).norm(), 1e-10 * k_lengths(k).norm());
 }
 
+TEST(HartleySubset, TransformsSeveralDomainsInAnyOrder) {
+  const DomainTuple domain{regular_grid({6}, {0.5}), unstructured(3), regular_grid({4, 5})};
+  const auto both = hartley_transform(domain, std::vector<std::size_t>{0, 2});
+  const auto reversed = hartley_transform(domain, std::vector<std::size_t>{2, 0});
+  EXPECT_THAT(*both, IsConsistentLinearOperatorWith(LinearCheckOptions{1e-9, 3, 42}));
+  const DomainTuple& target = both->target().tuple();
+  EXPECT_TRUE(target[0]->equals(*harmonic_partner(domain[0])));
+  EXPECT_TRUE(target[1]->equals(*domain[1]));
+  EXPECT_TRUE(target[2]->equals(*harmonic_partner(domain[2])));
+  const Field x(domain, random_vector(domain.size(), 31));
+  const Field y = both->times(x);
+  EXPECT_LE((reversed->times(x).values() - y.values()).norm(), 1e-12 * y.values().norm());
+  EXPECT_LE((both->inverse_times(y).values() - x.values()).norm(), 1e-12 * x.values().norm());
+  EXPECT_THROW(hartley_transform(domain, std::vector<std::size_t>{}), InvalidArgument);
+  EXPECT_THROW(hartley_transform(domain, std::vector<std::size_t>{0, 0}), InvalidArgument);
+  EXPECT_THROW(hartley_transform(domain, std::vector<std::size_t>{1}), InvalidArgument);
+}
+
+TEST(ZeroPadding, EmbedsInLowCornerAndSlicingIsItsAdjoint) {
+  const DomainTuple domain{unstructured(2), regular_grid({3, 4}, {0.5, 0.25})};
+  const auto pad = zero_padding(domain, 1, {5, 6});
+  EXPECT_THAT(*pad, IsConsistentLinearOperatorWith(LinearCheckOptions{}));
+  const DomainTuple& padded = pad->target().tuple();
+  EXPECT_TRUE(padded[1]->equals(*regular_grid({5, 6}, {0.5, 0.25})));
+  const Field x(domain, random_vector(domain.size(), 32));
+  const Eigen::VectorXd y = pad->times(x).values();
+  for (Eigen::Index b = 0; b < 2; ++b)
+    for (Eigen::Index i = 0; i < 5; ++i)
+      for (Eigen::Index j = 0; j < 6; ++j) {
+        const double expected = i < 3 && j < 4 ? x.values()[b * 12 + i * 4 + j] : 0.0;
+        EXPECT_EQ(y[b * 30 + i * 6 + j], expected);
+      }
+  const auto slice = slicing(padded, 1, {3, 4});
+  EXPECT_EQ(slice->target().tuple(), domain);
+  EXPECT_THAT(*slice, IsConsistentLinearOperatorWith(LinearCheckOptions{}));
+  EXPECT_EQ(slice->times(pad->times(x)).values(), x.values());
+  EXPECT_THROW(zero_padding(domain, 1, {2, 6}), InvalidArgument);
+  EXPECT_THROW(zero_padding(domain, 1, {5}), InvalidArgument);
+  EXPECT_THROW(zero_padding(domain, 0, {5}), InvalidArgument);
+  EXPECT_THROW(slicing(padded, 1, {6, 6}), InvalidArgument);
+}
+
 TEST(Harmonic, BadInputsThrow) {
   const DomainTuple tuple{unstructured(3), regular_grid({4})};
   EXPECT_THROW(hartley_transform(tuple, 2), InvalidArgument);

@@ -313,9 +313,18 @@ TEST(ExpProblem, AllMinimizersReachTheSameMinimum) {
   Eigen::VectorXd x_lm = start;
   auto s_lm = ceres_levenberg_marquardt(precise_ceres_lm())->minimize(*p.least_squares, x_lm);
 
+  // Inexact Newton (NIFTy's scheme): far cheaper CG solves, same minimum.
+  Eigen::VectorXd x_inexact = start;
+  NewtonCGOptions inexact_options = precise_newton();
+  inexact_options.energy_reduction_factor = 0.1;
+  inexact_options.first_step_cg_iterations = 2;
+  auto s_inexact = newton_cg(inexact_options)->minimize(*p.hamiltonian, x_inexact);
+  EXPECT_LT(s_inexact.cg_iterations, s_newton.cg_iterations);
+
   const double value = s_newton.final_value;
   EXPECT_GT(s_newton.initial_value, value);
   const std::vector<std::tuple<const char*, MinimizerSummary, Eigen::VectorXd>> others = {
+      {"inexact_newton_cg", s_inexact, x_inexact},
       {"lbfgs", s_lbfgs, x_lbfgs},
       {"ceres_lbfgs", s_ceres_lbfgs, x_ceres_lbfgs},
       {"ceres_levenberg_marquardt", s_lm, x_lm}};
@@ -331,6 +340,25 @@ TEST(ExpProblem, AllMinimizersReachTheSameMinimum) {
   const Eigen::VectorXd gradient = p.hamiltonian->evaluate(x_newton, kGradient).gradient;
   EXPECT_NEAR(gradient.norm(), s_newton.gradient_norm, 1e-12);
   EXPECT_LE(gradient.norm(), newton_tolerance);
+}
+
+TEST(NewtonCG, ConvergenceLevelCountsSmallEnergyChanges) {
+  ExpProblem p;
+  NewtonCGOptions options = precise_newton();
+  options.gradient_tolerance = 0.0;
+  options.absolute_energy_change = 1e300;  // every step is "small"
+  for (int level : {1, 2, 3}) {
+    options.convergence_level = level;
+    Eigen::VectorXd x = Eigen::VectorXd::Zero(p.n);
+    auto s = newton_cg(options)->minimize(*p.hamiltonian, x);
+    EXPECT_TRUE(s.converged()) << s.brief_report();
+    EXPECT_EQ(s.iterations, level);
+  }
+  options.convergence_level = 0;
+  EXPECT_THROW(newton_cg(options), InvalidArgument);
+  options.convergence_level = 1;
+  options.energy_reduction_factor = -1;
+  EXPECT_THROW(newton_cg(options), InvalidArgument);
 }
 
 // ---- Failures are a status

@@ -68,10 +68,22 @@ struct NewtonCGOptions {
   int max_iterations = 10;
   /// Converged when |grad| <= gradient_tolerance.
   double gradient_tolerance = 1e-8;
-  /// Converged when an iteration lowers the energy by less than this (0 disables).
+  /// Converged when iterations lower the energy by less than this (0 disables), counted as set by
+  /// convergence_level.
   double absolute_energy_change = 0.0;
+  /// How many small energy changes it takes to stop: a small change counts up by one, a larger
+  /// one down by one (not below 0), converged when the count reaches this level (NIFTy's
+  /// AbsDeltaEnergyController). 1 stops at the first small change.
+  int convergence_level = 1;
   /// CG for the Newton system M p = -grad.
   ConjugateGradientOptions cg = {1e-6, 0.0, 200};
+  /// Inexact Newton when > 0 (NIFTy's NewtonCG): the first step's CG runs at most
+  /// first_step_cg_iterations, and every later one stops as soon as an iteration lowers the CG
+  /// energy by less than energy_reduction_factor times the energy decrease of the previous Newton
+  /// step (or by cg's own criteria, whichever comes first). Far from the minimum this saves most
+  /// CG iterations; near it, it solves as accurately as the progress warrants. 0 disables.
+  double energy_reduction_factor = 0.0;
+  int first_step_cg_iterations = 5;
   LineSearchOptions line_search = {};
   void validate() const;
 };

@@ -1,0 +1,421 @@
+#include "infield/models/correlated_field.h"
+
+#include <cmath>
+#include <set>
+
+#include "infield/error.h"
+#include "infield/linear_operators.h"
+#include "infield/pointwise.h"
+#include "infield/prior_transforms.h"
+
+namespace infield {
+namespace {
+
+void check_moments(const PriorMoments& m, bool positive, std::string_view fn,
+                   std::string_view argument) {
+  check_finite(m.mean, fn, argument);
+  if (positive) check_positive(m.mean, fn, argument);
+  check_positive(m.std, fn, argument);
+}
+
+/// A scalar (the empty tuple) copied to every entry of `target`; the adjoint sums.
+LinearOperatorPtr scalar_broadcast(const DomainTuple& target) {
+  const Eigen::Index n = target.size();
+  return make_linear_operator(
+      DomainTuple(), target,
+      [n](ConstVectorRef x) { return Eigen::VectorXd::Constant(n, x[0]).eval(); },
+      [](ConstVectorRef y) { return Eigen::VectorXd::Constant(1, y.sum()).eval(); },
+      "ScalarBroadcast");
+}
+
+/// Copies a field on tuple[keep] along every other domain of `tuple`.
+LinearOperatorPtr expand_along_others(const DomainTuple& tuple, std::size_t keep) {
+  LinearOperatorPtr result;
+  DomainTuple current = tuple;
+  for (std::size_t j = tuple.rank(); j-- > 0;) {
+    if (j == keep) continue;
+    LinearOperatorPtr b = broadcast_operator(current, j);  // current.without(j) -> current
+    result = result ? compose(result, b) : b;
+    current = current.without(j);
+  }
+  return result ? result : identity_operator(tuple);
+}
+
+/// log k_j - log k_1 for the bins j >= 1 of a power space, 0 for bin 0.
+Eigen::VectorXd relative_log_k(const PowerSpace& ps) {
+  const Eigen::VectorXd& k = ps.k();
+  Eigen::VectorXd out = Eigen::VectorXd::Zero(k.size());
+  for (Eigen::Index j = 1; j < k.size(); ++j) out[j] = std::log(k[j]) - std::log(k[1]);
+  return out;
+}
+
+/// log k_{t+2} - log k_{t+1}, t = 0 .. bins - 3: the widths of the log-k intervals.
+Eigen::VectorXd log_volumes(const PowerSpace& ps) {
+  const Eigen::VectorXd& k = ps.k();
+  const Eigen::Index m = k.size() - 2;
+  Eigen::VectorXd out(m);
+  for (Eigen::Index t = 0; t < m; ++t) out[t] = std::log(k[t + 2]) - std::log(k[t + 1]);
+  return out;
+}
+
+/// Integrates twice over log k: from (2, m) excitations x = (x0, x1), already scaled by their
+/// standard deviations, to the power space (m + 2 bins):
+///   c_t = sum_{s <= t} x1_s,  y_t = (c_t + c_{t-1}) / 2 * dlogk_t + x0_t,  out_{t+2} = sum_{s<=t} y_s,
+/// with out_0 = out_1 = 0: an integrated Wiener process (x1, the slope's increments, integrated by
+/// the trapezoid rule) plus a random walk (x0).
+LinearOperatorPtr two_log_integrations(const DomainTuple& excitation, const DomainTuple& power,
+                                       Eigen::VectorXd dlogk) {
+  const Eigen::Index m = dlogk.size();
+  auto times = [m, dlogk](ConstVectorRef x) {
+    Eigen::VectorXd out = Eigen::VectorXd::Zero(m + 2);
+    double c_prev = 0.0, c = 0.0, acc = 0.0;
+    for (Eigen::Index t = 0; t < m; ++t) {
+      c += x[m + t];
+      acc += 0.5 * (c + c_prev) * dlogk[t] + x[t];
+      out[t + 2] = acc;
+      c_prev = c;
+    }
+    return out;
+  };
+  auto adjoint_times = [m, dlogk](ConstVectorRef u) {
+    Eigen::VectorXd out(2 * m);
+    // U_t = sum_{s >= t} u_{s+2}: the adjoint of the outer cumulative sum.
+    Eigen::VectorXd big_u(m + 1);
+    big_u[m] = 0.0;
+    for (Eigen::Index t = m; t-- > 0;) big_u[t] = big_u[t + 1] + u[t + 2];
+    out.head(m) = big_u.head(m);
+    // g_c_t = U_t dlogk_t / 2 + U_{t+1} dlogk_{t+1} / 2, then the adjoint of the inner cumsum.
+    double acc = 0.0;
+    for (Eigen::Index t = m; t-- > 0;) {
+      const double next = t + 1 < m ? big_u[t + 1] * dlogk[t + 1] : 0.0;
+      acc += 0.5 * (big_u[t] * dlogk[t] + next);
+      out[m + t] = acc;
+    }
+    return out;
+  };
+  return make_linear_operator(excitation, power, times, adjoint_times, "TwoLogIntegrations");
+}
+
+/// x_j - x_last * sc_j with sc = relative log k / its last entry: removes the linear trend in
+/// log k that the integrations add, so the slope is set by loglogavgslope alone.
+LinearOperatorPtr slope_remover(const DomainTuple& power, Eigen::VectorXd relative_logk) {
+  const Eigen::Index n = relative_logk.size();
+  Eigen::VectorXd sc = relative_logk / relative_logk[n - 1];
+  auto times = [sc, n](ConstVectorRef x) {
+    Eigen::VectorXd out = x - x[n - 1] * sc;
+    return out;
+  };
+  auto adjoint_times = [sc, n](ConstVectorRef u) {
+    Eigen::VectorXd out = u;
+    out[n - 1] -= u.dot(sc);
+    return out;
+  };
+  return make_linear_operator(power, power, times, adjoint_times, "SlopeRemover");
+}
+
+/// n_j = e^{a_j} / sqrt(S), S = sum_{j >= 1} counts_j e^{2 a_j}: the amplitude whose modes k != 0
+/// have unit total variance (bin 0 is excluded from S and set by the zero mode instead).
+OperatorPtr normalization(const DomainTuple& power, Eigen::VectorXd counts) {
+  counts[0] = 0.0;
+  auto value = [counts](ConstVectorRef a) {
+    Eigen::VectorXd e = a.array().exp();
+    const double s = counts.dot(e.cwiseAbs2());
+    return (e / std::sqrt(s)).eval();
+  };
+  // With w_i = counts_i e^{2 a_i} / S: dn_j = n_j (da_j - w . da).
+  auto weights = [counts](ConstVectorRef a, Eigen::VectorXd& n) {
+    Eigen::VectorXd e = a.array().exp();
+    Eigen::VectorXd w = counts.cwiseProduct(e.cwiseAbs2());
+    const double s = w.sum();
+    n = e / std::sqrt(s);
+    return (w / s).eval();
+  };
+  auto jvp = [weights](ConstVectorRef a, ConstVectorRef v) {
+    Eigen::VectorXd n;
+    Eigen::VectorXd w = weights(a, n);
+    return (n.array() * (v.array() - w.dot(v))).matrix().eval();
+  };
+  auto vjp = [weights](ConstVectorRef a, ConstVectorRef u) {
+    Eigen::VectorXd n;
+    Eigen::VectorXd w = weights(a, n);
+    return (n.cwiseProduct(u) - w * n.dot(u)).eval();
+  };
+  return make_operator(power, power, value, jvp, vjp, "SpectrumNormalization");
+}
+
+/// Diagonal operator that zeroes bin 0 of a power-space field.
+LinearOperatorPtr drop_zero_mode(const DomainTuple& power) {
+  Eigen::VectorXd d = Eigen::VectorXd::Ones(power.size());
+  d[0] = 0.0;
+  return diagonal_operator(power, std::move(d));
+}
+
+struct SubdomainParts {
+  OperatorPtr amplitude;  // r_i on the power space, r_i(0) = 1
+  DomainPtr power;
+};
+
+OperatorPtr scalar_parameter(const MultiDomain& multi, const std::string& key,
+                             const PriorMoments& m, bool positive) {
+  OperatorPtr xi = field_adapter(multi, key);
+  return positive ? lognormal_prior(xi, m.mean, m.std) : normal_prior(xi, m.mean, m.std);
+}
+
+OperatorPtr non_parametric_amplitude(const MultiDomain& multi, const std::string& key_prefix,
+                                     const FluctuationSettings& s, const PowerSpace& ps,
+                                     const DomainTuple& power) {
+  const Eigen::VectorXd rel_logk = relative_log_k(ps);
+  OperatorPtr slope = scalar_parameter(multi, key_prefix + "loglogavgslope", s.loglogavgslope,
+                                       false);
+  OperatorPtr log_amplitude =
+      compose(diagonal_operator(power, rel_logk), scalar_broadcast(power), slope);
+  if (s.flexibility) {
+    const Eigen::VectorXd dlogk = log_volumes(ps);
+    const Eigen::Index m = dlogk.size();
+    const DomainTuple excitation{unstructured(2), unstructured(m)};
+    OperatorPtr flex = scalar_parameter(multi, key_prefix + "flexibility", *s.flexibility, true);
+    // Standard deviations of the increments: flex * sqrt(dlogk) * sqrt(dlogk^2 / 12 + asp) for
+    // the slope walk (row 0), flex * sqrt(dlogk) for the integrated part (row 1).
+    Eigen::VectorXd flex_scale(2 * m);
+    flex_scale << dlogk.cwiseSqrt(), dlogk.cwiseSqrt();
+    OperatorPtr sigma =
+        compose(diagonal_operator(excitation, flex_scale), scalar_broadcast(excitation), flex);
+    Eigen::VectorXd shift(2 * m);
+    shift << dlogk.cwiseAbs2() / 12.0, Eigen::VectorXd::Ones(m);
+    if (s.asperity) {
+      OperatorPtr asp = scalar_parameter(multi, key_prefix + "asperity", *s.asperity, true);
+      Eigen::VectorXd asp_mask(2 * m);
+      asp_mask << Eigen::VectorXd::Ones(m), Eigen::VectorXd::Zero(m);
+      OperatorPtr asp_term = sqrt(add_constant(
+          compose(diagonal_operator(excitation, asp_mask), scalar_broadcast(excitation), asp),
+          shift));
+      sigma = multiply(sigma, asp_term);
+    } else {
+      sigma = compose(diagonal_operator(excitation, shift.cwiseSqrt()), sigma);
+    }
+    OperatorPtr increments = multiply(sigma, field_adapter(multi, key_prefix + "spectrum"));
+    OperatorPtr smooth = compose(slope_remover(power, rel_logk),
+                                 two_log_integrations(excitation, power, dlogk), increments);
+    log_amplitude = log_amplitude + smooth;
+  }
+  OperatorPtr normalized = compose(normalization(power, ps.bin_counts()), log_amplitude);
+  OperatorPtr fluct = scalar_parameter(multi, key_prefix + "fluctuations", s.fluctuations, true);
+  return multiply(compose(scalar_broadcast(power), fluct), normalized);
+}
+
+OperatorPtr matern_amplitude(const MultiDomain& multi, const std::string& key_prefix,
+                             const MaternSettings& s, const PowerSpace& ps,
+                             const DomainTuple& power, double vol_k) {
+  const Eigen::VectorXd k2 = ps.k().cwiseAbs2();
+  // cutoff^-2 = exp(-2 log cutoff) with log cutoff = mu + sigma xi (the log-normal's parameters).
+  const double sigma2 = std::log1p((s.cutoff.std / s.cutoff.mean) * (s.cutoff.std / s.cutoff.mean));
+  const double mu = std::log(s.cutoff.mean) - 0.5 * sigma2;
+  OperatorPtr inv_cutoff2 =
+      exp(add_constant(scale(-2.0 * std::sqrt(sigma2),
+                             OperatorPtr(field_adapter(multi, key_prefix + "cutoff"))),
+                       -2.0 * mu));
+  // log shape = slope / 2 * log(1 + k^2 / cutoff^2).
+  OperatorPtr log_term =
+      log(add_constant(compose(diagonal_operator(power, k2), scalar_broadcast(power), inv_cutoff2),
+                       1.0));
+  OperatorPtr slope = scalar_parameter(multi, key_prefix + "loglogslope", s.loglogslope, false);
+  OperatorPtr log_shape =
+      multiply(scale(0.5, compose(scalar_broadcast(power), slope)), log_term);
+  OperatorPtr amplitude_scale =
+      compose(scalar_broadcast(power), scalar_parameter(multi, key_prefix + "scale", s.scale, true));
+  if (s.renormalize)
+    return multiply(amplitude_scale, compose(normalization(power, ps.bin_counts()), log_shape));
+  return multiply(scale(std::sqrt(vol_k), amplitude_scale), exp(log_shape));
+}
+
+}  // namespace
+
+void FluctuationSettings::validate() const {
+  constexpr std::string_view fn = "FluctuationSettings";
+  check_moments(fluctuations, true, fn, "fluctuations");
+  if (flexibility) check_moments(*flexibility, true, fn, "flexibility");
+  if (asperity) {
+    check_argument(flexibility.has_value(), fn, "asperity",
+                   "needs flexibility (asperity roughens the flexible part of the spectrum)");
+    check_moments(*asperity, true, fn, "asperity");
+  }
+  check_moments(loglogavgslope, false, fn, "loglogavgslope");
+}
+
+void MaternSettings::validate() const {
+  constexpr std::string_view fn = "MaternSettings";
+  check_moments(scale, true, fn, "scale");
+  check_moments(cutoff, true, fn, "cutoff");
+  check_moments(loglogslope, false, fn, "loglogslope");
+}
+
+const OperatorPtr& CorrelatedField::amplitude(std::size_t i) const {
+  check_argument(i < amplitudes_.size(), "CorrelatedField::amplitude", "i",
+                 "is " + std::to_string(i) + ", the field has " +
+                     std::to_string(amplitudes_.size()) + " sub-domains");
+  return amplitudes_[i];
+}
+
+OperatorPtr CorrelatedField::power_spectrum(std::size_t i) const {
+  return power(amplitude(i), 2.0);
+}
+
+const DomainPtr& CorrelatedField::power_space(std::size_t i) const {
+  check_argument(i < power_spaces_.size(), "CorrelatedField::power_space", "i",
+                 "is " + std::to_string(i) + ", the field has " +
+                     std::to_string(power_spaces_.size()) + " sub-domains");
+  return power_spaces_[i];
+}
+
+CorrelatedFieldMaker::CorrelatedFieldMaker(std::string prefix) : prefix_(std::move(prefix)) {}
+
+namespace {
+void check_grid(const DomainPtr& grid, std::string_view fn) {
+  check_argument(grid != nullptr, fn, "grid", "must not be null");
+  check_argument(dynamic_cast<const RegularGrid*>(grid.get()) != nullptr, fn, "grid",
+                 "must be a RegularGrid, got " + grid->to_string());
+}
+}  // namespace
+
+CorrelatedFieldMaker& CorrelatedFieldMaker::add_fluctuations(DomainPtr grid,
+                                                             const FluctuationSettings& settings,
+                                                             std::string name) {
+  constexpr std::string_view fn = "CorrelatedFieldMaker::add_fluctuations";
+  check_grid(grid, fn);
+  settings.validate();
+  const PowerSpace ps(harmonic_partner(grid));
+  check_argument(ps.size() >= 3, fn, "grid",
+                 "needs at least 3 distinct |k| (a spectrum to integrate), " + grid->to_string() +
+                     " has " + std::to_string(ps.size()));
+  subdomains_.push_back({std::move(grid), std::move(name), settings, std::nullopt});
+  return *this;
+}
+
+CorrelatedFieldMaker& CorrelatedFieldMaker::add_matern_fluctuations(DomainPtr grid,
+                                                                    const MaternSettings& settings,
+                                                                    std::string name) {
+  constexpr std::string_view fn = "CorrelatedFieldMaker::add_matern_fluctuations";
+  check_grid(grid, fn);
+  settings.validate();
+  const PowerSpace ps(harmonic_partner(grid));
+  check_argument(ps.size() >= 2, fn, "grid",
+                 "needs at least one mode k != 0, " + grid->to_string() + " has none");
+  subdomains_.push_back({std::move(grid), std::move(name), std::nullopt, settings});
+  return *this;
+}
+
+CorrelatedFieldMaker& CorrelatedFieldMaker::set_offset(double mean, PriorMoments zero_mode_std) {
+  constexpr std::string_view fn = "CorrelatedFieldMaker::set_offset";
+  check_finite(mean, fn, "mean");
+  check_moments(zero_mode_std, true, fn, "zero_mode_std");
+  offset_mean_ = mean;
+  zero_mode_std_ = zero_mode_std;
+  return *this;
+}
+
+CorrelatedField CorrelatedFieldMaker::finalize() const {
+  constexpr std::string_view fn = "CorrelatedFieldMaker::finalize";
+  check_argument(!subdomains_.empty(), fn, "subdomains",
+                 "none were added (call add_fluctuations or add_matern_fluctuations)");
+  check_argument(offset_mean_.has_value(), fn, "offset", "was not set (call set_offset)");
+
+  // The excitation space.
+  std::vector<DomainPtr> grids, harmonics;
+  std::vector<std::shared_ptr<const PowerSpace>> power_spaces;
+  std::vector<std::pair<std::string, DomainTuple>> keys;
+  std::set<std::string> names;
+  for (const Subdomain& sub : subdomains_) {
+    check_argument(names.insert(sub.name).second, fn, "name",
+                   "'" + sub.name + "' is used by two sub-domains; give each its own name");
+    grids.push_back(sub.grid);
+    harmonics.push_back(harmonic_partner(sub.grid));
+    power_spaces.push_back(std::make_shared<const PowerSpace>(harmonics.back()));
+    const std::string p = prefix_ + sub.name;
+    if (sub.fluctuations) {
+      keys.emplace_back(p + "fluctuations", DomainTuple());
+      keys.emplace_back(p + "loglogavgslope", DomainTuple());
+      if (sub.fluctuations->flexibility) {
+        keys.emplace_back(p + "flexibility", DomainTuple());
+        keys.emplace_back(p + "spectrum",
+                          DomainTuple{unstructured(2), unstructured(power_spaces.back()->size() - 2)});
+      }
+      if (sub.fluctuations->asperity) keys.emplace_back(p + "asperity", DomainTuple());
+    } else {
+      keys.emplace_back(p + "scale", DomainTuple());
+      keys.emplace_back(p + "cutoff", DomainTuple());
+      keys.emplace_back(p + "loglogslope", DomainTuple());
+    }
+  }
+  const DomainTuple harmonic(harmonics);
+  keys.emplace_back(prefix_ + "xi", harmonic);
+  keys.emplace_back(prefix_ + "zeromode", DomainTuple());
+  std::set<std::string> unique;
+  for (const auto& [key, domain] : keys)
+    check_argument(unique.insert(key).second, fn, "prefix, names",
+                   "give the excitation key '" + key + "' twice; choose distinct names");
+  const MultiDomain multi(keys);
+
+  CorrelatedField result;
+  result.excitations_ = multi;
+  result.target_ = DomainTuple(grids);
+  OperatorPtr azm = scalar_parameter(multi, prefix_ + "zeromode", zero_mode_std_, true);
+  result.zero_mode_std_ = azm;
+
+  // Per sub-domain amplitudes r_i (r_i(0) = 1).
+  double vol_k = 1.0;
+  const std::size_t m = subdomains_.size();
+  std::vector<OperatorPtr> nonzero_parts;  // r_i with bin 0 zeroed
+  for (std::size_t i = 0; i < m; ++i) {
+    const Subdomain& sub = subdomains_[i];
+    const PowerSpace& ps = *power_spaces[i];
+    const DomainTuple power{power_spaces[i]};
+    const double vk = harmonics[i]->cell_volume();
+    vol_k *= vk;
+    const std::string p = prefix_ + sub.name;
+    OperatorPtr r = sub.fluctuations
+                        ? non_parametric_amplitude(multi, p, *sub.fluctuations, ps, power)
+                        : matern_amplitude(multi, p, *sub.matern, ps, power, vk);
+    OperatorPtr nonzero = compose(drop_zero_mode(power), r);
+    nonzero_parts.push_back(nonzero);
+    Eigen::VectorXd e0 = Eigen::VectorXd::Zero(power.size());
+    e0[0] = 1.0;
+    result.amplitudes_.push_back(add_constant(nonzero, std::move(e0)));
+    result.power_spaces_.push_back(power_spaces[i]);
+  }
+
+  // The amplitude on the harmonic tuple, divided by vol_k so that the Hartley transform (which
+  // multiplies by vol_k) becomes the unnormalised cas matrix C.
+  OperatorPtr spread;
+  if (m == 1) {
+    // Replace bin 0 by azm on the power space, then distribute (cheaper than on the grid).
+    const DomainTuple power{power_spaces[0]};
+    Eigen::VectorXd e0 = Eigen::VectorXd::Zero(power.size());
+    e0[0] = 1.0;
+    OperatorPtr a = nonzero_parts[0] +
+                    compose(diagonal_operator(power, e0), scalar_broadcast(power), azm);
+    spread = compose(power_distributor(harmonic, 0), scale(1.0 / vol_k, a));
+  } else {
+    OperatorPtr product;
+    for (std::size_t i = 0; i < m; ++i) {
+      std::vector<DomainPtr> with_power = harmonic.domains();
+      with_power[i] = power_spaces[i];
+      const DomainTuple t(with_power);
+      OperatorPtr full = compose(power_distributor(harmonic, i),
+                                 expand_along_others(t, i), result.amplitudes_[i]);
+      product = product ? multiply(product, full) : full;
+    }
+    Eigen::VectorXd e0 = Eigen::VectorXd::Zero(harmonic.size());
+    e0[0] = 1.0;
+    Eigen::VectorXd not_e0 = Eigen::VectorXd::Ones(harmonic.size()) - e0;
+    OperatorPtr a = compose(diagonal_operator(harmonic, not_e0), product) +
+                    compose(diagonal_operator(harmonic, e0), scalar_broadcast(harmonic), azm);
+    spread = scale(1.0 / vol_k, a);
+  }
+  std::vector<std::size_t> all(m);
+  for (std::size_t i = 0; i < m; ++i) all[i] = i;
+  OperatorPtr excitation = multiply(spread, field_adapter(multi, prefix_ + "xi"));
+  result.field_ = add_constant(compose(hartley_transform(harmonic, all), excitation), *offset_mean_);
+  return result;
+}
+
+}  // namespace infield
