@@ -28,19 +28,6 @@ LinearOperatorPtr scalar_broadcast(const DomainTuple& target) {
       "ScalarBroadcast");
 }
 
-/// Copies a field on tuple[keep] along every other domain of `tuple`.
-LinearOperatorPtr expand_along_others(const DomainTuple& tuple, std::size_t keep) {
-  LinearOperatorPtr result;
-  DomainTuple current = tuple;
-  for (std::size_t j = tuple.rank(); j-- > 0;) {
-    if (j == keep) continue;
-    LinearOperatorPtr b = broadcast_operator(current, j);  // current.without(j) -> current
-    result = result ? compose(result, b) : b;
-    current = current.without(j);
-  }
-  return result ? result : identity_operator(tuple);
-}
-
 /// log k_j - log k_1 for the bins j >= 1 of a power space, 0 for bin 0.
 Eigen::VectorXd relative_log_k(const PowerSpace& ps) {
   const Eigen::VectorXd& k = ps.k();
@@ -148,6 +135,136 @@ LinearOperatorPtr drop_zero_mode(const DomainTuple& power) {
   Eigen::VectorXd d = Eigen::VectorXd::Ones(power.size());
   d[0] = 0.0;
   return diagonal_operator(power, std::move(d));
+}
+
+/// The amplitude of a product of sub-domains on the harmonic tuple:
+///   A(p) = factor * prod_i r_i[bin_i(p_i)]   for p != 0,   A(0) = factor * azm,
+/// with p_i the pixel of sub-domain i and bin_i its |k| bin. Built from broadcasts and pointwise
+/// products it would take 2m full-size passes with temporaries per Jacobian application; here
+/// the JVP is dA = A .* sum_i (dr_i / r_i)[bin_i] and the VJP bins u .* A / r_i per sub-domain,
+/// one vectorised pass per sub-domain over contiguous blocks. The r_i are positive (exponentials
+/// times positive scales), so the ratios are defined.
+class SeparableAmplitude final : public Operator {
+ public:
+  SeparableAmplitude(std::vector<OperatorPtr> factors, OperatorPtr azm, const DomainTuple& harmonic,
+                     std::vector<std::vector<Eigen::Index>> bins, double factor)
+      : Operator(factors.front()->domain(), harmonic), factors_(std::move(factors)),
+        azm_(std::move(azm)), bins_(std::move(bins)), factor_(factor) {
+    const std::size_t m = bins_.size();
+    extents_.resize(m);
+    outer_.assign(m, 1);
+    inner_.assign(m, 1);
+    for (std::size_t i = 0; i < m; ++i) extents_[i] = static_cast<Eigen::Index>(bins_[i].size());
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < m; ++j) {
+        if (j < i) outer_[i] *= extents_[j];
+        if (j > i) inner_[i] *= extents_[j];
+      }
+  }
+  std::string name() const override { return "SeparableAmplitude"; }
+
+  Eigen::VectorXd evaluate(ConstVectorRef x) const override {
+    std::vector<Eigen::VectorXd> r;
+    for (const auto& f : factors_) r.push_back(f->evaluate(x));
+    return amplitude(r, azm_->evaluate(x)[0]);
+  }
+
+  FlatLinearization linearize_flat(ConstVectorRef x) const override;
+
+  /// fn(bin, offset, length) for every contiguous block of the tuple on which sub-domain i is
+  /// constant (C order: sub-domains before i are outer, those after inner).
+  template <typename Fn>
+  void for_blocks(std::size_t i, Fn&& fn) const {
+    const Eigen::Index n = extents_[i], inner = inner_[i];
+    for (Eigen::Index o = 0; o < outer_[i]; ++o)
+      for (Eigen::Index q = 0; q < n; ++q)
+        fn(bins_[i][static_cast<std::size_t>(q)], (o * n + q) * inner, inner);
+  }
+
+  Eigen::VectorXd amplitude(const std::vector<Eigen::VectorXd>& r, double azm) const {
+    Eigen::VectorXd a = Eigen::VectorXd::Constant(target().size(), factor_);
+    for (std::size_t i = 0; i < r.size(); ++i)
+      for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
+        a.segment(off, len) *= r[i][b];
+      });
+    a[0] = factor_ * azm;
+    return a;
+  }
+
+  double factor() const { return factor_; }
+
+ private:
+  std::vector<OperatorPtr> factors_;
+  OperatorPtr azm_;
+  std::vector<std::vector<Eigen::Index>> bins_;
+  std::vector<Eigen::Index> extents_, outer_, inner_;
+  double factor_;
+};
+
+class SeparableAmplitudeJacobian final : public LinearOperator {
+ public:
+  SeparableAmplitudeJacobian(std::shared_ptr<const SeparableAmplitude> op, Eigen::VectorXd value,
+                             std::vector<Eigen::VectorXd> r, std::vector<LinearOperatorPtr> jr,
+                             LinearOperatorPtr jazm)
+      : LinearOperator(op->domain(), op->target()), op_(std::move(op)), value_(std::move(value)),
+        r_(std::move(r)), jr_(std::move(jr)), jazm_(std::move(jazm)) {}
+  std::string name() const override { return "SeparableAmplitudeJacobian"; }
+
+  void apply_times(ConstVectorRef v, VectorRef out) const override {
+    out.setZero();
+    for (std::size_t i = 0; i < r_.size(); ++i) {
+      Eigen::VectorXd ratio(r_[i].size());
+      jr_[i]->apply_times(v, ratio);
+      ratio.array() /= r_[i].array();
+      op_->for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
+        out.segment(off, len).array() += ratio[b];
+      });
+    }
+    out.array() *= value_.array();
+    Eigen::VectorXd dazm(1);
+    jazm_->apply_times(v, dazm);
+    out[0] = op_->factor() * dazm[0];
+  }
+
+  void apply_adjoint(ConstVectorRef u, VectorRef out) const override {
+    Eigen::VectorXd w = u.cwiseProduct(value_);
+    w[0] = 0.0;
+    Eigen::VectorXd gazm = Eigen::VectorXd::Constant(1, op_->factor() * u[0]);
+    jazm_->apply_adjoint(gazm, out);
+    Eigen::VectorXd tmp(out.size());
+    for (std::size_t i = 0; i < r_.size(); ++i) {
+      Eigen::VectorXd g = Eigen::VectorXd::Zero(r_[i].size());
+      op_->for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
+        g[b] += w.segment(off, len).sum();
+      });
+      g.array() /= r_[i].array();
+      jr_[i]->apply_adjoint(g, tmp);
+      out += tmp;
+    }
+  }
+
+ private:
+  std::shared_ptr<const SeparableAmplitude> op_;
+  Eigen::VectorXd value_;
+  std::vector<Eigen::VectorXd> r_;
+  std::vector<LinearOperatorPtr> jr_;
+  LinearOperatorPtr jazm_;
+};
+
+FlatLinearization SeparableAmplitude::linearize_flat(ConstVectorRef x) const {
+  std::vector<Eigen::VectorXd> r;
+  std::vector<LinearOperatorPtr> jr;
+  for (const auto& f : factors_) {
+    FlatLinearization lin = f->linearize_flat(x);
+    r.push_back(std::move(lin.value));
+    jr.push_back(std::move(lin.jacobian));
+  }
+  FlatLinearization lazm = azm_->linearize_flat(x);
+  Eigen::VectorXd value = amplitude(r, lazm.value[0]);
+  auto self = std::static_pointer_cast<const SeparableAmplitude>(shared_from_this());
+  auto jac = std::make_shared<SeparableAmplitudeJacobian>(std::move(self), value, std::move(r),
+                                                          std::move(jr), std::move(lazm.jacobian));
+  return {std::move(value), std::move(jac)};
 }
 
 struct SubdomainParts {
@@ -395,21 +512,10 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
                     compose(diagonal_operator(power, e0), scalar_broadcast(power), azm);
     spread = compose(power_distributor(harmonic, 0), scale(1.0 / vol_k, a));
   } else {
-    OperatorPtr product;
-    for (std::size_t i = 0; i < m; ++i) {
-      std::vector<DomainPtr> with_power = harmonic.domains();
-      with_power[i] = power_spaces[i];
-      const DomainTuple t(with_power);
-      OperatorPtr full = compose(power_distributor(harmonic, i),
-                                 expand_along_others(t, i), result.amplitudes_[i]);
-      product = product ? multiply(product, full) : full;
-    }
-    Eigen::VectorXd e0 = Eigen::VectorXd::Zero(harmonic.size());
-    e0[0] = 1.0;
-    Eigen::VectorXd not_e0 = Eigen::VectorXd::Ones(harmonic.size()) - e0;
-    OperatorPtr a = compose(diagonal_operator(harmonic, not_e0), product) +
-                    compose(diagonal_operator(harmonic, e0), scalar_broadcast(harmonic), azm);
-    spread = scale(1.0 / vol_k, a);
+    std::vector<std::vector<Eigen::Index>> bins;
+    for (std::size_t i = 0; i < m; ++i) bins.push_back(power_spaces[i]->pixel_bins());
+    spread = std::make_shared<SeparableAmplitude>(result.amplitudes_, azm, harmonic,
+                                                  std::move(bins), 1.0 / vol_k);
   }
   std::vector<std::size_t> all(m);
   for (std::size_t i = 0; i < m; ++i) all[i] = i;
