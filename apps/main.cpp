@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   auto run_demo = infield::apps::register_demo_command(app);
   auto run_mgvi = infield::apps::register_mgvi_command(app);
   auto run_reconstruct = infield::apps::register_reconstruct_command(app);
+  auto run_mkde = infield::apps::register_mkde_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("demo")) return run_demo();
     if (app.got_subcommand("mgvi")) return run_mgvi();
     if (app.got_subcommand("reconstruct")) return run_reconstruct();
+    if (app.got_subcommand("mkde")) return run_mkde();
   } catch (const std::exception& e) {
     fmt::print(stderr, "infield: error: {}\n", e.what());
     return 1;

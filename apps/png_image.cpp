@@ -26,7 +26,9 @@ constexpr std::array<std::array<double, 3>, 11> kViridis = {{{68, 1, 84},
                                                              {189, 223, 38},
                                                              {253, 231, 37}}};
 
-std::array<unsigned char, 3> viridis(double t) {
+}  // namespace
+
+Rgb viridis(double t) {
   t = std::clamp(t, 0.0, 1.0) * 10.0;
   const int i = std::min(static_cast<int>(t), 9);
   const double f = t - i;
@@ -37,7 +39,17 @@ std::array<unsigned char, 3> viridis(double t) {
   return rgb;
 }
 
-}  // namespace
+void write_png_rgb(const std::filesystem::path& path, int width, int height,
+                   const std::vector<unsigned char>& pixels) {
+  constexpr std::string_view fn = "write_png_rgb";
+  check_argument(width > 0 && height > 0 &&
+                     pixels.size() == static_cast<std::size_t>(width) * height * 3,
+                 fn, "pixels", "must hold width * height * 3 bytes");
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  if (stbi_write_png(tmp.c_str(), width, height, 3, pixels.data(), width * 3) == 0)
+    throw FileError(std::string(fn) + ": cannot write " + tmp.string());
+  std::filesystem::rename(tmp, path);
+}
 
 void write_png_colormap(const std::filesystem::path& path, const Eigen::VectorXd& values,
                         Eigen::Index rows, Eigen::Index cols, double lower, double upper,
@@ -59,11 +71,7 @@ void write_png_colormap(const std::filesystem::path& path, const Eigen::VectorXd
                         : viridis((v - lower) / span);
       std::copy(rgb.begin(), rgb.end(), pixels.begin() + (r * width + c) * 3);
     }
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  if (stbi_write_png(tmp.c_str(), static_cast<int>(width), static_cast<int>(height), 3,
-                     pixels.data(), static_cast<int>(width * 3)) == 0)
-    throw FileError(std::string(fn) + ": cannot write " + tmp.string());
-  std::filesystem::rename(tmp, path);
+  write_png_rgb(path, static_cast<int>(width), static_cast<int>(height), pixels);
 }
 
 }  // namespace infield::apps
