@@ -22,7 +22,7 @@ namespace {
 struct MkdeCommandOptions {
   std::string points, model, out;
   Eigen::Index cells = 64;
-  double pad = 0.5;
+  double pad = -1.0;  // unset: the library's default for the dimension
   int samples = 10;
   int iterations = 5;
   std::uint64_t seed = 42;
@@ -108,7 +108,7 @@ int run_fit(const MkdeCommandOptions& opt) {
   const Eigen::MatrixXd points = read_points(opt.points, fn);
   MkdeOptions options;
   options.cells = {opt.cells};
-  options.padding = opt.pad;
+  if (opt.pad >= 0) options.padding = opt.pad;
   options.sample_pairs = opt.samples / 2;
   options.global_iterations = opt.iterations;
   options.seed = opt.seed;
@@ -174,8 +174,9 @@ std::function<int()> register_mkde_command(CLI::App& app) {
   CLI::App* fit = mkde->add_subcommand("fit", "fit the density of a point cloud (1 to 5 dimensions)");
   fit->add_option("--points", opt->points, "points as a 2-D .npy (points x dimensions)")->required();
   fit->add_option("--cells", opt->cells, "cells per axis")->capture_default_str();
-  fit->add_option("--pad", opt->pad, "padding of the periodic grid, fraction of the box per axis")
-      ->capture_default_str();
+  fit->add_option("--pad", opt->pad,
+                  "padding of the periodic grid, fraction of the box per axis (default 0.5 for "
+                  "D <= 2, 0.25 above)");
   fit->add_option("--samples", opt->samples, "posterior samples (even: mirrored pairs)")
       ->capture_default_str();
   fit->add_option("--iterations", opt->iterations, "global MGVI iterations")->capture_default_str();

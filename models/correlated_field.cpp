@@ -472,16 +472,25 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
                    "give the excitation key '" + key + "' twice; choose distinct names");
   const MultiDomain multi(keys);
 
+  // The spectrum's parameters run on the MultiDomain without xi, so that their adjoints build
+  // small vectors and the embedding into the excitations costs one pass.
+  std::vector<std::pair<std::string, DomainTuple>> parameter_keys;
+  for (const auto& [key, domain] : keys)
+    if (key != prefix_ + "xi") parameter_keys.emplace_back(key, domain);
+  const MultiDomain params(parameter_keys);
+  const LinearOperatorPtr select_params = field_adapter(multi, params);
+
   CorrelatedField result;
   result.excitations_ = multi;
   result.target_ = DomainTuple(grids);
-  OperatorPtr azm = scalar_parameter(multi, prefix_ + "zeromode", zero_mode_std_, true);
-  result.zero_mode_std_ = azm;
+  OperatorPtr azm = scalar_parameter(params, prefix_ + "zeromode", zero_mode_std_, true);
+  result.zero_mode_std_ = compose(azm, select_params);
 
   // Per sub-domain amplitudes r_i (r_i(0) = 1).
   double vol_k = 1.0;
   const std::size_t m = subdomains_.size();
-  std::vector<OperatorPtr> nonzero_parts;  // r_i with bin 0 zeroed
+  std::vector<OperatorPtr> nonzero_parts;  // r_i with bin 0 zeroed, on params
+  std::vector<OperatorPtr> amplitudes;     // r_i on params
   for (std::size_t i = 0; i < m; ++i) {
     const Subdomain& sub = subdomains_[i];
     const PowerSpace& ps = *power_spaces[i];
@@ -490,13 +499,14 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
     vol_k *= vk;
     const std::string p = prefix_ + sub.name;
     OperatorPtr r = sub.fluctuations
-                        ? non_parametric_amplitude(multi, p, *sub.fluctuations, ps, power)
-                        : matern_amplitude(multi, p, *sub.matern, ps, power, vk);
+                        ? non_parametric_amplitude(params, p, *sub.fluctuations, ps, power)
+                        : matern_amplitude(params, p, *sub.matern, ps, power, vk);
     OperatorPtr nonzero = compose(drop_zero_mode(power), r);
     nonzero_parts.push_back(nonzero);
     Eigen::VectorXd e0 = Eigen::VectorXd::Zero(power.size());
     e0[0] = 1.0;
-    result.amplitudes_.push_back(add_constant(nonzero, std::move(e0)));
+    amplitudes.push_back(add_constant(nonzero, std::move(e0)));
+    result.amplitudes_.push_back(compose(amplitudes.back(), select_params));
     result.power_spaces_.push_back(power_spaces[i]);
   }
 
@@ -510,17 +520,19 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
     e0[0] = 1.0;
     OperatorPtr a = nonzero_parts[0] +
                     compose(diagonal_operator(power, e0), scalar_broadcast(power), azm);
-    spread = compose(power_distributor(harmonic, 0), scale(1.0 / vol_k, a));
+    spread = compose(power_distributor(harmonic, 0), scale(1.0 / vol_k, a), select_params);
   } else {
     std::vector<std::vector<Eigen::Index>> bins;
     for (std::size_t i = 0; i < m; ++i) bins.push_back(power_spaces[i]->pixel_bins());
-    spread = std::make_shared<SeparableAmplitude>(result.amplitudes_, azm, harmonic,
-                                                  std::move(bins), 1.0 / vol_k);
+    spread = compose(OperatorPtr(std::make_shared<SeparableAmplitude>(
+                         amplitudes, azm, harmonic, std::move(bins), 1.0 / vol_k)),
+                     select_params);
   }
-  std::vector<std::size_t> all(m);
-  for (std::size_t i = 0; i < m; ++i) all[i] = i;
+  // One joint transform over all sub-domains: for the separable spectrum (symmetric in every
+  // k_i) the field has the distribution of per-sub-domain transforms, at the cost of one FFT.
   OperatorPtr excitation = multiply(spread, field_adapter(multi, prefix_ + "xi"));
-  result.field_ = add_constant(compose(hartley_transform(harmonic, all), excitation), *offset_mean_);
+  result.field_ = add_constant(compose(joint_hartley_transform(harmonic, 0, m), excitation),
+                               *offset_mean_);
   return result;
 }
 

@@ -53,7 +53,9 @@ void MkdeOptions::validate() const {
   check_argument(!cells.empty(), fn, "cells", "must not be empty");
   for (Eigen::Index c : cells)
     check_argument(c >= 2, fn, "cells", "must be at least 2 per axis, got " + std::to_string(c));
-  check_argument(padding >= 0 && std::isfinite(padding), fn, "padding", "must be finite and >= 0");
+  if (padding)
+    check_argument(*padding >= 0 && std::isfinite(*padding), fn, "padding",
+                   "must be finite and >= 0");
   check_argument(margin >= 0 && std::isfinite(margin), fn, "margin", "must be finite and >= 0");
   check_positive(log_density_std, fn, "log_density_std");
   for (const auto& m : matern) m.validate();
@@ -146,6 +148,7 @@ Mkde Mkde::fit(const Eigen::MatrixXd& points, const MkdeOptions& options) {
       std::sqrt(std::pow(1.0 + options.log_density_std * options.log_density_std, 1.0 / d) - 1.0);
   CorrelatedFieldMaker maker;
   std::vector<Eigen::Index> padded(static_cast<std::size_t>(d));
+  const double padding = options.padding.value_or(d <= 2 ? 0.5 : 0.25);
   for (int a = 0; a < d; ++a) {
     MaternSettings m;
     m.scale = {per_axis_scale, 0.5 * per_axis_scale};
@@ -153,7 +156,7 @@ Mkde Mkde::fit(const Eigen::MatrixXd& points, const MkdeOptions& options) {
     m.loglogslope = {-2.0, 0.5};
     if (!options.matern.empty()) m = options.matern[static_cast<std::size_t>(a)];
     const Eigen::Index n = model.cells_[a];
-    padded[a] = n + static_cast<Eigen::Index>(std::ceil(options.padding * static_cast<double>(n)));
+    padded[a] = n + static_cast<Eigen::Index>(std::ceil(padding * static_cast<double>(n)));
     maker.add_matern_fluctuations(regular_grid({padded[a]}, {1.0 / static_cast<double>(n)}), m,
                                   axis_name(a));
   }

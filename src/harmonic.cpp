@@ -131,14 +131,28 @@ std::shared_ptr<const R2CPlan> cached_r2c_plan(const std::vector<int>& dims, Eig
 /// volume: times and adjoint the domain factor's cell volume, the inverses the target's.
 class HartleyOperator final : public LinearOperator {
  public:
-  HartleyOperator(const DomainTuple& domain, const DomainTuple& target, std::size_t index)
-      : LinearOperator(domain, target),
-        forward_volume_(domain[index]->cell_volume()),
-        backward_volume_(target[index]->cell_volume()) {
+  /// Transforms the domains first .. first + count - 1 of the tuple as one grid.
+  HartleyOperator(const DomainTuple& domain, const DomainTuple& target, std::size_t first,
+                  std::size_t count = 1)
+      : LinearOperator(domain, target) {
     constexpr std::string_view fn = "hartley_transform";
-    std::tie(outer_, inner_) = outer_inner(domain, index);
-    const std::vector<Eigen::Index> shape = domain[index]->shape();
-    n_ = domain[index]->size();
+    std::vector<Eigen::Index> shape;
+    n_ = 1;
+    outer_ = 1;
+    inner_ = 1;
+    for (std::size_t i = 0; i < domain.rank(); ++i) {
+      if (i < first) {
+        outer_ *= domain[i]->size();
+      } else if (i >= first + count) {
+        inner_ *= domain[i]->size();
+      } else {
+        const auto s = domain[i]->shape();
+        shape.insert(shape.end(), s.begin(), s.end());
+        n_ *= domain[i]->size();
+        forward_volume_ *= domain[i]->cell_volume();
+        backward_volume_ *= target[i]->cell_volume();
+      }
+    }
     constexpr auto int_max = static_cast<Eigen::Index>(std::numeric_limits<int>::max());
     check_argument(n_ <= int_max / inner_, fn, "domain",
                    "is too large for FFTW's int interface: " + domain.to_string());
@@ -210,8 +224,8 @@ class HartleyOperator final : public LinearOperator {
     }
   }
 
-  double forward_volume_;
-  double backward_volume_;
+  double forward_volume_ = 1.0;
+  double backward_volume_ = 1.0;
   Eigen::Index outer_ = 1, inner_ = 1, n_ = 1, complex_size_ = 1;
   std::vector<Eigen::Index> full_index_;
   std::vector<Eigen::Index> mirror_index_;
@@ -328,6 +342,25 @@ LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::size_t index
                      " must be a RegularGrid or a HarmonicGrid, got " + factor->to_string());
   return std::make_shared<HartleyOperator>(domain, replaced(domain, index, harmonic_partner(factor)),
                                            index);
+}
+
+LinearOperatorPtr joint_hartley_transform(const DomainTuple& domain, std::size_t first,
+                                          std::size_t count) {
+  constexpr std::string_view fn = "joint_hartley_transform";
+  check_argument(count >= 1 && first + count <= domain.rank(), fn, "first, count",
+                 "must name consecutive domains of " + domain.to_string() + ", got " +
+                     std::to_string(first) + ", " + std::to_string(count));
+  std::vector<DomainPtr> partners = domain.domains();
+  for (std::size_t i = first; i < first + count; ++i) {
+    const DomainPtr& factor = domain[i];
+    const bool transformable = dynamic_cast<const RegularGrid*>(factor.get()) != nullptr ||
+                               dynamic_cast<const HarmonicGrid*>(factor.get()) != nullptr;
+    check_argument(transformable, fn, "domain",
+                   "factor " + std::to_string(i) +
+                       " must be a RegularGrid or a HarmonicGrid, got " + factor->to_string());
+    partners[i] = harmonic_partner(factor);
+  }
+  return std::make_shared<HartleyOperator>(domain, DomainTuple(partners), first, count);
 }
 
 LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::vector<std::size_t> indices) {

@@ -232,6 +232,30 @@ class FieldAdapter final : public LinearOperator {
   Eigen::Index offset_, size_;
 };
 
+/// The parts of a MultiField named by a smaller MultiDomain, as a MultiField on it.
+class SubMultiFieldAdapter final : public LinearOperator {
+ public:
+  SubMultiFieldAdapter(const MultiDomain& multi, const MultiDomain& sub)
+      : LinearOperator(multi, sub) {
+    for (const auto& e : sub.entries())
+      copies_.push_back({multi.at(e.key).offset, e.offset, e.domain.size()});
+  }
+  std::string name() const override { return "SubMultiFieldAdapter"; }
+  void apply_times(ConstVectorRef x, VectorRef out) const override {
+    for (const Copy& c : copies_) out.segment(c.sub, c.size) = x.segment(c.multi, c.size);
+  }
+  void apply_adjoint(ConstVectorRef y, VectorRef out) const override {
+    out.setZero();
+    for (const Copy& c : copies_) out.segment(c.multi, c.size) = y.segment(c.sub, c.size);
+  }
+
+ private:
+  struct Copy {
+    Eigen::Index multi, sub, size;
+  };
+  std::vector<Copy> copies_;
+};
+
 }  // namespace
 
 LinearOperatorPtr scaling_operator(Space space, double factor) {
@@ -319,6 +343,16 @@ LinearOperatorPtr batch_matrix_operator(DomainPtr batch, DomainPtr in, DomainPtr
 LinearOperatorPtr field_adapter(const MultiDomain& multi, const std::string& key) {
   multi.at(key);  // throws with the known keys if absent
   return std::make_shared<FieldAdapter>(multi, key);
+}
+
+LinearOperatorPtr field_adapter(const MultiDomain& multi, const MultiDomain& sub) {
+  for (const auto& e : sub.entries()) {
+    const auto& entry = multi.at(e.key);  // throws with the known keys if absent
+    check_argument(entry.domain == e.domain, "field_adapter", "sub",
+                   "part '" + e.key + "' is on " + e.domain.to_string() + ", in multi on " +
+                       entry.domain.to_string());
+  }
+  return std::make_shared<SubMultiFieldAdapter>(multi, sub);
 }
 
 LinearOperatorPtr sandwich(LinearOperatorPtr bun, LinearOperatorPtr cheese) {

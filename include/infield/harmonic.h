@@ -87,6 +87,16 @@ LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::size_t index
 /// oneTBB) each run their own transforms without contention.
 LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::vector<std::size_t> indices);
 
+/// The multi-dimensional Hartley transform over the consecutive domains first .. first + count - 1
+/// taken as one grid (one FFTW plan over all their axes), with the volume factors of all of them.
+/// It is not the composition of the per-domain transforms (cas does not factorise), but it is
+/// equally a real orthogonal transform up to volumes, with the same inverse and Parseval rules;
+/// for a Gaussian field whose spectrum is symmetric under k_i -> -k_i in every domain separately
+/// (e.g. any function of the |k_i|), both give the same distribution of fields, and this one is
+/// cheaper.
+LinearOperatorPtr joint_hartley_transform(const DomainTuple& domain, std::size_t first,
+                                          std::size_t count);
+
 /// Zero padding for non-periodic boxes: embeds a field on the RegularGrid domain[index] into the
 /// low corner of a grid of shape `padded_shape` (>= the grid's shape on every axis) with the same
 /// pixel distances; zeros elsewhere. A periodic model on the padded grid, sliced back with the

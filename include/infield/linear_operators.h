@@ -40,6 +40,10 @@ LinearOperatorPtr batch_matrix_operator(DomainPtr batch, DomainPtr in, DomainPtr
                                         Eigen::MatrixXd matrix);
 /// The part `key` of a MultiField on `multi` (the adjoint embeds a field, zeros elsewhere).
 LinearOperatorPtr field_adapter(const MultiDomain& multi, const std::string& key);
+/// The parts of a MultiField on `multi` named by `sub` (same keys and domains), as a MultiField on
+/// `sub`; the adjoint embeds them, zeros elsewhere. Models use it to run their small parameter
+/// chains on `sub`, so that their adjoints build small vectors and embed once.
+LinearOperatorPtr field_adapter(const MultiDomain& multi, const MultiDomain& sub);
 /// bun^T cheese bun (cheese defaults to the identity): self-adjoint when cheese is.
 LinearOperatorPtr sandwich(LinearOperatorPtr bun, LinearOperatorPtr cheese = nullptr);
 

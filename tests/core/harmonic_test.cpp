@@ -303,6 +303,26 @@ TEST(HartleySubset, TransformsSeveralDomainsInAnyOrder) {
   EXPECT_THROW(hartley_transform(domain, std::vector<std::size_t>{1}), InvalidArgument);
 }
 
+TEST(JointHartley, IsTheTransformOfTheConcatenatedGrid) {
+  // Two 1D grids transformed jointly equal the 2D grid's transform of the same values.
+  const DomainTuple pair{unstructured(2), regular_grid({6}, {0.5}), regular_grid({4}, {0.25})};
+  const DomainTuple grid2d{unstructured(2), regular_grid({6, 4}, {0.5, 0.25})};
+  const auto joint = joint_hartley_transform(pair, 1, 2);
+  EXPECT_THAT(*joint, IsConsistentLinearOperatorWith(LinearCheckOptions{1e-9, 3, 42}));
+  const DomainTuple& target = joint->target().tuple();
+  EXPECT_TRUE(target[1]->equals(*harmonic_partner(pair[1])));
+  EXPECT_TRUE(target[2]->equals(*harmonic_partner(pair[2])));
+  const Eigen::VectorXd x = random_vector(pair.size(), 33);
+  const Eigen::VectorXd y = joint->times(Field(pair, x)).values();
+  const Eigen::VectorXd y2d = hartley_transform(grid2d, 1)->times(Field(grid2d, x)).values();
+  EXPECT_LE((y - y2d).norm(), 1e-12 * y.norm());
+  EXPECT_LE((joint->inverse_times(Field(target, y)).values() - x).norm(), 1e-12 * x.norm());
+  const double vol_x = 0.5 * 0.25, vol_k = target[1]->cell_volume() * target[2]->cell_volume();
+  EXPECT_NEAR(x.squaredNorm() * vol_x, y.squaredNorm() * vol_k, 1e-12 * x.squaredNorm() * vol_x);
+  EXPECT_THROW(joint_hartley_transform(pair, 0, 2), InvalidArgument);
+  EXPECT_THROW(joint_hartley_transform(pair, 2, 2), InvalidArgument);
+}
+
 TEST(ZeroPadding, EmbedsInLowCornerAndSlicingIsItsAdjoint) {
   const DomainTuple domain{unstructured(2), regular_grid({3, 4}, {0.5, 0.25})};
   const auto pad = zero_padding(domain, 1, {5, 6});

@@ -243,6 +243,51 @@ TEST(CorrelatedFieldSamples, ReproduceThePowerSpectrum) {
   }
 }
 
+/// The same for a product of two sub-domains: every harmonic coefficient of a prior sample,
+/// divided by prod_i r_i(|k_i|) (azm for the zero mode), is standard normal; the sum of squares
+/// over all pixels and samples is chi-square.
+TEST(CorrelatedFieldSamples, ProductReproducesTheSeparableSpectrum) {
+  const DomainPtr gx = regular_grid({12}, {0.3}), gy = regular_grid({10}, {0.7});
+  MaternSettings matern;
+  matern.renormalize = false;
+  const CorrelatedField cf = CorrelatedFieldMaker()
+                                 .add_matern_fluctuations(gx, matern, "x ")
+                                 .add_fluctuations(gy, {}, "y ")
+                                 .set_offset(-1.0, {0.7, 0.2})
+                                 .finalize();
+  const Field base = random_excitations(cf.excitations(), 23, 0.5);
+  const Eigen::VectorXd rx = cf.amplitude(0)->apply(base).values();
+  const Eigen::VectorXd ry = cf.amplitude(1)->apply(base).values();
+  const double azm = cf.zero_mode_std()->apply(base).values()[0];
+  const auto& px = dynamic_cast<const PowerSpace&>(*cf.power_space(0));
+  const auto& py = dynamic_cast<const PowerSpace&>(*cf.power_space(1));
+  const DomainTuple grids{gx, gy};
+  const auto to_harmonic = joint_hartley_transform(grids, 0, 2);
+  const double n = static_cast<double>(grids.size());
+  const double vol_x = gx->cell_volume() * gy->cell_volume();
+  const int samples = 100;
+  std::mt19937_64 rng(24);
+  double total = 0.0;
+  for (int s = 0; s < samples; ++s) {
+    Field x = base;
+    x.part("xi") = standard_normal_vector(x.part("xi").size(), rng);
+    Field field = cf.field()->apply(x);
+    field += 1.0;
+    const Eigen::VectorXd coeff = to_harmonic->times(field).values() / (n * vol_x);
+    for (Eigen::Index i = 0; i < 12; ++i)
+      for (Eigen::Index j = 0; j < 10; ++j) {
+        const double a = i == 0 && j == 0
+                             ? azm
+                             : rx[px.pixel_bins()[static_cast<std::size_t>(i)]] *
+                                   ry[py.pixel_bins()[static_cast<std::size_t>(j)]];
+        total += std::pow(coeff[i * 10 + j] / a, 2);
+      }
+  }
+  const boost::math::chi_squared chi2(samples * n);
+  EXPECT_GT(total, boost::math::quantile(chi2, 5e-4));
+  EXPECT_LT(total, boost::math::quantile(boost::math::complement(chi2, 5e-4)));
+}
+
 TEST(CorrelatedFieldMaker, BadInputsThrow) {
   EXPECT_THROW(CorrelatedFieldMaker().finalize(), InvalidArgument);
   EXPECT_THROW(CorrelatedFieldMaker().add_fluctuations(regular_grid({16}), {}).finalize(),

@@ -9,7 +9,9 @@
 ///     s = offset_mean + C (A .* xi),
 ///
 /// with xi ~ N(0, 1) on the harmonic tuple (h_1, ..., h_m), C the unnormalised Hartley (cas)
-/// matrix over all sub-domains (C = hartley_transform / vol_k, see harmonic.h), and the amplitude
+/// matrix of the tuple taken as one grid (C = joint_hartley_transform / vol_k, see harmonic.h;
+/// the amplitude below is symmetric in every k_i, so this gives the fields of per-sub-domain
+/// transforms in distribution, with one FFT), and the amplitude
 ///
 ///     A(k_1, ..., k_m) = azm                        if every k_i = 0 (the zero mode),
 ///     A(k_1, ..., k_m) = r_1(|k_1|) ... r_m(|k_m|)  otherwise,
