@@ -137,19 +137,25 @@ LinearOperatorPtr drop_zero_mode(const DomainTuple& power) {
   return diagonal_operator(power, std::move(d));
 }
 
-/// The amplitude of a product of sub-domains on the harmonic tuple:
+/// The excitation of a product of sub-domains on the harmonic tuple, A .* xi, with
 ///   A(p) = factor * prod_i r_i[bin_i(p_i)]   for p != 0,   A(0) = factor * azm,
-/// with p_i the pixel of sub-domain i and bin_i its |k| bin. Built from broadcasts and pointwise
-/// products it would take 2m full-size passes with temporaries per Jacobian application; here
-/// the JVP is dA = A .* sum_i (dr_i / r_i)[bin_i] and the VJP bins u .* A / r_i per sub-domain,
-/// one vectorised pass per sub-domain over contiguous blocks. The r_i are positive (exponentials
-/// times positive scales), so the ratios are defined.
-class SeparableAmplitude final : public Operator {
+/// p_i the pixel of sub-domain i and bin_i its |k| bin. The r_i and azm are operators on the small
+/// MultiDomain of the spectrum's parameters (`select` picks it from the excitations). Built from
+/// broadcasts and pointwise products this took 2m full-size passes with temporaries per Jacobian
+/// application and kept A three times per linearisation; here the JVP is
+/// A .* sum_i (dr_i / r_i)[bin_i] .* xi + A .* dxi and the VJP bins u .* xi .* A / r_i per
+/// sub-domain, one vectorised pass per sub-domain over contiguous blocks, and a linearisation
+/// keeps A and xi only. The r_i are positive (exponentials times positive scales), so the
+/// ratios are defined.
+class SeparableExcitation final : public Operator {
  public:
-  SeparableAmplitude(std::vector<OperatorPtr> factors, OperatorPtr azm, const DomainTuple& harmonic,
-                     std::vector<std::vector<Eigen::Index>> bins, double factor)
-      : Operator(factors.front()->domain(), harmonic), factors_(std::move(factors)),
-        azm_(std::move(azm)), bins_(std::move(bins)), factor_(factor) {
+  SeparableExcitation(std::vector<OperatorPtr> factors, OperatorPtr azm, LinearOperatorPtr select,
+                      const MultiDomain& excitations, const std::string& xi_key,
+                      const DomainTuple& harmonic, std::vector<std::vector<Eigen::Index>> bins,
+                      double factor)
+      : Operator(excitations, harmonic), factors_(std::move(factors)), azm_(std::move(azm)),
+        select_(std::move(select)), xi_offset_(excitations.at(xi_key).offset),
+        bins_(std::move(bins)), factor_(factor) {
     const std::size_t m = bins_.size();
     extents_.resize(m);
     outer_.assign(m, 1);
@@ -161,12 +167,20 @@ class SeparableAmplitude final : public Operator {
         if (j > i) inner_[i] *= extents_[j];
       }
   }
-  std::string name() const override { return "SeparableAmplitude"; }
+  std::string name() const override { return "SeparableExcitation"; }
+
+  /// The xi part of an excitations vector.
+  Eigen::VectorBlock<const ConstVectorRef> xi(const ConstVectorRef& x) const {
+    return x.segment(xi_offset_, target().size());
+  }
 
   Eigen::VectorXd evaluate(ConstVectorRef x) const override {
+    const Eigen::VectorXd params = select_->evaluate(x);
     std::vector<Eigen::VectorXd> r;
-    for (const auto& f : factors_) r.push_back(f->evaluate(x));
-    return amplitude(r, azm_->evaluate(x)[0]);
+    for (const auto& f : factors_) r.push_back(f->evaluate(params));
+    Eigen::VectorXd a = amplitude(r, azm_->evaluate(params)[0]);
+    a.array() *= xi(x).array();
+    return a;
   }
 
   FlatLinearization linearize_flat(ConstVectorRef x) const override;
@@ -192,46 +206,56 @@ class SeparableAmplitude final : public Operator {
   }
 
   double factor() const { return factor_; }
+  Eigen::Index xi_offset() const { return xi_offset_; }
+  const LinearOperatorPtr& select() const { return select_; }
 
  private:
   std::vector<OperatorPtr> factors_;
   OperatorPtr azm_;
+  LinearOperatorPtr select_;
+  Eigen::Index xi_offset_;
   std::vector<std::vector<Eigen::Index>> bins_;
   std::vector<Eigen::Index> extents_, outer_, inner_;
   double factor_;
 };
 
-class SeparableAmplitudeJacobian final : public LinearOperator {
+class SeparableExcitationJacobian final : public LinearOperator {
  public:
-  SeparableAmplitudeJacobian(std::shared_ptr<const SeparableAmplitude> op, Eigen::VectorXd value,
-                             std::vector<Eigen::VectorXd> r, std::vector<LinearOperatorPtr> jr,
-                             LinearOperatorPtr jazm)
-      : LinearOperator(op->domain(), op->target()), op_(std::move(op)), value_(std::move(value)),
-        r_(std::move(r)), jr_(std::move(jr)), jazm_(std::move(jazm)) {}
-  std::string name() const override { return "SeparableAmplitudeJacobian"; }
+  SeparableExcitationJacobian(std::shared_ptr<const SeparableExcitation> op, Eigen::VectorXd a,
+                              Eigen::VectorXd xi, std::vector<Eigen::VectorXd> r,
+                              std::vector<LinearOperatorPtr> jr, LinearOperatorPtr jazm)
+      : LinearOperator(op->domain(), op->target()), op_(std::move(op)), a_(std::move(a)),
+        xi_(std::move(xi)), r_(std::move(r)), jr_(std::move(jr)), jazm_(std::move(jazm)) {}
+  std::string name() const override { return "SeparableExcitationJacobian"; }
 
   void apply_times(ConstVectorRef v, VectorRef out) const override {
+    const Eigen::VectorXd dparams = op_->select()->evaluate(v);
     out.setZero();
     for (std::size_t i = 0; i < r_.size(); ++i) {
       Eigen::VectorXd ratio(r_[i].size());
-      jr_[i]->apply_times(v, ratio);
+      jr_[i]->apply_times(dparams, ratio);
       ratio.array() /= r_[i].array();
       op_->for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
         out.segment(off, len).array() += ratio[b];
       });
     }
-    out.array() *= value_.array();
     Eigen::VectorXd dazm(1);
-    jazm_->apply_times(v, dazm);
+    jazm_->apply_times(dparams, dazm);
+    // dA = A .* sum_i ratio_i (zero mode: factor * dazm), then d(A .* xi) = dA .* xi + A .* dxi.
+    out.array() *= a_.array();
     out[0] = op_->factor() * dazm[0];
+    out.array() = out.array() * xi_.array() + a_.array() * op_->xi(v).array();
   }
 
   void apply_adjoint(ConstVectorRef u, VectorRef out) const override {
-    Eigen::VectorXd w = u.cwiseProduct(value_);
+    // The parameters' part: g_i[b] = sum over bin b of u .* xi .* A / r_i; the zero mode's.
+    Eigen::VectorXd w = u.cwiseProduct(xi_).cwiseProduct(a_);
+    const double u0 = u[0] * xi_[0] * op_->factor();
     w[0] = 0.0;
-    Eigen::VectorXd gazm = Eigen::VectorXd::Constant(1, op_->factor() * u[0]);
-    jazm_->apply_adjoint(gazm, out);
-    Eigen::VectorXd tmp(out.size());
+    const Space& params = op_->select()->target();
+    Eigen::VectorXd gparams(params.size());
+    jazm_->apply_adjoint(Eigen::VectorXd::Constant(1, u0), gparams);
+    Eigen::VectorXd tmp(params.size());
     for (std::size_t i = 0; i < r_.size(); ++i) {
       Eigen::VectorXd g = Eigen::VectorXd::Zero(r_[i].size());
       op_->for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
@@ -239,31 +263,37 @@ class SeparableAmplitudeJacobian final : public LinearOperator {
       });
       g.array() /= r_[i].array();
       jr_[i]->apply_adjoint(g, tmp);
-      out += tmp;
+      gparams += tmp;
     }
+    op_->select()->apply_adjoint(gparams, out);  // zeros outside the parameters
+    out.segment(op_->xi_offset(), a_.size()) = u.cwiseProduct(a_);
   }
 
  private:
-  std::shared_ptr<const SeparableAmplitude> op_;
-  Eigen::VectorXd value_;
+  std::shared_ptr<const SeparableExcitation> op_;
+  Eigen::VectorXd a_, xi_;
   std::vector<Eigen::VectorXd> r_;
   std::vector<LinearOperatorPtr> jr_;
   LinearOperatorPtr jazm_;
 };
 
-FlatLinearization SeparableAmplitude::linearize_flat(ConstVectorRef x) const {
+FlatLinearization SeparableExcitation::linearize_flat(ConstVectorRef x) const {
+  const Eigen::VectorXd params = select_->evaluate(x);
   std::vector<Eigen::VectorXd> r;
   std::vector<LinearOperatorPtr> jr;
   for (const auto& f : factors_) {
-    FlatLinearization lin = f->linearize_flat(x);
+    FlatLinearization lin = f->linearize_flat(params);
     r.push_back(std::move(lin.value));
     jr.push_back(std::move(lin.jacobian));
   }
-  FlatLinearization lazm = azm_->linearize_flat(x);
-  Eigen::VectorXd value = amplitude(r, lazm.value[0]);
-  auto self = std::static_pointer_cast<const SeparableAmplitude>(shared_from_this());
-  auto jac = std::make_shared<SeparableAmplitudeJacobian>(std::move(self), value, std::move(r),
-                                                          std::move(jr), std::move(lazm.jacobian));
+  FlatLinearization lazm = azm_->linearize_flat(params);
+  Eigen::VectorXd a = amplitude(r, lazm.value[0]);
+  Eigen::VectorXd excitation = xi(x);
+  Eigen::VectorXd value = a.cwiseProduct(excitation);
+  auto self = std::static_pointer_cast<const SeparableExcitation>(shared_from_this());
+  auto jac = std::make_shared<SeparableExcitationJacobian>(
+      std::move(self), std::move(a), std::move(excitation), std::move(r), std::move(jr),
+      std::move(lazm.jacobian));
   return {std::move(value), std::move(jac)};
 }
 
@@ -512,7 +542,7 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
 
   // The amplitude on the harmonic tuple, divided by vol_k so that the Hartley transform (which
   // multiplies by vol_k) becomes the unnormalised cas matrix C.
-  OperatorPtr spread;
+  OperatorPtr excitation;
   if (m == 1) {
     // Replace bin 0 by azm on the power space, then distribute (cheaper than on the grid).
     const DomainTuple power{power_spaces[0]};
@@ -520,17 +550,18 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
     e0[0] = 1.0;
     OperatorPtr a = nonzero_parts[0] +
                     compose(diagonal_operator(power, e0), scalar_broadcast(power), azm);
-    spread = compose(power_distributor(harmonic, 0), scale(1.0 / vol_k, a), select_params);
+    OperatorPtr spread =
+        compose(power_distributor(harmonic, 0), scale(1.0 / vol_k, a), select_params);
+    excitation = multiply(spread, field_adapter(multi, prefix_ + "xi"));
   } else {
     std::vector<std::vector<Eigen::Index>> bins;
     for (std::size_t i = 0; i < m; ++i) bins.push_back(power_spaces[i]->pixel_bins());
-    spread = compose(OperatorPtr(std::make_shared<SeparableAmplitude>(
-                         amplitudes, azm, harmonic, std::move(bins), 1.0 / vol_k)),
-                     select_params);
+    excitation = std::make_shared<SeparableExcitation>(amplitudes, azm, select_params, multi,
+                                                       prefix_ + "xi", harmonic,
+                                                       std::move(bins), 1.0 / vol_k);
   }
   // One joint transform over all sub-domains: for the separable spectrum (symmetric in every
   // k_i) the field has the distribution of per-sub-domain transforms, at the cost of one FFT.
-  OperatorPtr excitation = multiply(spread, field_adapter(multi, prefix_ + "xi"));
   result.field_ = add_constant(compose(joint_hartley_transform(harmonic, 0, m), excitation),
                                *offset_mean_);
   return result;
