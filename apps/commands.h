@@ -15,5 +15,7 @@ std::function<int()> register_mgvi_command(CLI::App& app);
 std::function<int()> register_reconstruct_command(CLI::App& app);
 /// Registers `infield mkde fit | sample | logpdf`.
 std::function<int()> register_mkde_command(CLI::App& app);
+/// Registers `infield data fashion-mnist`.
+std::function<int()> register_data_command(CLI::App& app);
 
 }  // namespace infield::apps

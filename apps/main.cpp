@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   auto run_mgvi = infield::apps::register_mgvi_command(app);
   auto run_reconstruct = infield::apps::register_reconstruct_command(app);
   auto run_mkde = infield::apps::register_mkde_command(app);
+  auto run_data = infield::apps::register_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("mgvi")) return run_mgvi();
     if (app.got_subcommand("reconstruct")) return run_reconstruct();
     if (app.got_subcommand("mkde")) return run_mkde();
+    if (app.got_subcommand("data")) return run_data();
   } catch (const std::exception& e) {
     fmt::print(stderr, "infield: error: {}\n", e.what());
     return 1;
