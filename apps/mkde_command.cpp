@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -22,7 +23,7 @@ namespace {
 struct MkdeCommandOptions {
   std::string points, model, out;
   Eigen::Index cells = 64;
-  double pad = -1.0;  // unset: the library's default for the dimension
+  std::optional<double> pad;  // unset: the library's default for the dimension
   int samples = 10;
   int iterations = 5;
   std::uint64_t seed = 42;
@@ -108,7 +109,7 @@ int run_fit(const MkdeCommandOptions& opt) {
   const Eigen::MatrixXd points = read_points(opt.points, fn);
   MkdeOptions options;
   options.cells = {opt.cells};
-  if (opt.pad >= 0) options.padding = opt.pad;
+  options.padding = opt.pad;  // validated by Mkde::fit
   options.sample_pairs = opt.samples / 2;
   options.global_iterations = opt.iterations;
   options.seed = opt.seed;

@@ -322,7 +322,9 @@ OperatorPtr non_parametric_amplitude(const MultiDomain& multi, const std::string
     const DomainTuple excitation{unstructured(2), unstructured(m)};
     OperatorPtr flex = scalar_parameter(multi, key_prefix + "flexibility", *s.flexibility, true);
     // Standard deviations of the increments: flex * sqrt(dlogk) * sqrt(dlogk^2 / 12 + asp) for
-    // the slope walk (row 0), flex * sqrt(dlogk) for the integrated part (row 1).
+    // the direct walk of log r (row 0; dlogk^2 / 12 is the integrated part's own variance over an
+    // interval, asp the roughness), flex * sqrt(dlogk) for the slope's walk (row 1), which the
+    // integrations turn into the integrated Wiener process.
     Eigen::VectorXd flex_scale(2 * m);
     flex_scale << dlogk.cwiseSqrt(), dlogk.cwiseSqrt();
     OperatorPtr sigma =
@@ -501,6 +503,11 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
     check_argument(unique.insert(key).second, fn, "prefix, names",
                    "give the excitation key '" + key + "' twice; choose distinct names");
   const MultiDomain multi(keys);
+  if (subdomains_.size() > 1)
+    for (const Subdomain& sub : subdomains_)
+      check_argument(!sub.matern || sub.matern->renormalize, fn, "renormalize",
+                     "must be true for a Matérn spectrum in a product of sub-domains (sub-domain '" +
+                         sub.name + "'): a density-mode spectrum would need its own k = 0 value");
 
   // The spectrum's parameters run on the MultiDomain without xi, so that their adjoints build
   // small vectors and the embedding into the excitations costs one pass.

@@ -37,9 +37,13 @@ std::vector<std::uint8_t> read_all(const std::filesystem::path& path, const std:
   return out;
 }
 
+/// The product of the extents, or -1 beyond 2^40 values (no overflow).
 Eigen::Index product(const std::vector<Eigen::Index>& shape) {
   Eigen::Index n = 1;
-  for (Eigen::Index e : shape) n *= e;
+  for (Eigen::Index e : shape) {
+    if (e <= 0 || n > (Eigen::Index{1} << 40) / e) return -1;
+    n *= e;
+  }
   return n;
 }
 
@@ -72,10 +76,16 @@ IdxArray read_idx(const std::filesystem::path& path) {
                       std::to_string(d));
     out.shape.push_back(static_cast<Eigen::Index>(extent));
   }
-  const auto count = static_cast<std::size_t>(product(out.shape));
-  if (bytes.size() - header < count)
-    throw FileError(where + ": truncated: the shape needs " + std::to_string(count) +
-                    " values, the file has " + std::to_string(bytes.size() - header));
+  // The product of the extents, stopped as soon as it exceeds the data (no overflow).
+  const std::size_t available = bytes.size() - header;
+  std::size_t count = 1;
+  for (Eigen::Index e : out.shape) {
+    const auto extent = static_cast<std::size_t>(e);
+    if (count > available / extent)
+      throw FileError(where + ": truncated: the shape needs more values than the file's " +
+                      std::to_string(available));
+    count *= extent;
+  }
   if (bytes.size() - header > count)
     throw FileError(where + ": " + std::to_string(bytes.size() - header - count) +
                     " trailing bytes after the data");
@@ -90,6 +100,7 @@ void write_idx(const std::filesystem::path& path, const std::vector<Eigen::Index
   for (Eigen::Index e : shape)
     check_argument(e > 0 && e <= (Eigen::Index{1} << 30), fn, "shape",
                    "must have positive extents");
+  check_argument(product(shape) > 0, fn, "shape", "has more than 2^40 values");
   check_argument(static_cast<Eigen::Index>(values.size()) == product(shape), fn, "values",
                  "has " + std::to_string(values.size()) + " entries, the shape needs " +
                      std::to_string(product(shape)));
@@ -196,12 +207,14 @@ std::vector<std::array<std::uint8_t, 784>> parse_class_file(const std::filesyste
         ++pos;
         continue;
       }
-      int value = 0, digits = 0;
-      while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])) && digits < 4) {
-        value = value * 10 + (text[pos++] - '0');
-        ++digits;
-      }
-      if (digits == 0 || value > 255)
+      const std::size_t start = pos;
+      while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) ++pos;
+      const std::size_t digits = pos - start;
+      const bool leading_zero = digits > 1 && text[start] == '0';
+      const int value = digits >= 1 && digits <= 3 ? std::stoi(text.substr(start, digits)) : 256;
+      skip_space();
+      const bool separated = pos < text.size() && (text[pos] == ',' || text[pos] == ']');
+      if (digits == 0 || leading_zero || value > 255 || !separated)
         throw FileError(where + ": image " + std::to_string(images.size()) +
                         " has a value that is not an integer in 0..255 near byte " +
                         std::to_string(pos));

@@ -18,7 +18,7 @@
 namespace infield {
 namespace {
 
-constexpr double kFormatTag = 1836213349.0;  // "mkde" as a big-endian 32-bit integer
+constexpr double kFormatTag = 1836213349.0;  // a fixed tag (0x6d726465) marking the format
 constexpr double kFormatVersion = 1.0;
 constexpr int kMaxDimensions = 5;
 
@@ -336,6 +336,9 @@ Mkde Mkde::load(const std::filesystem::path& directory) {
     model.cells_.push_back(static_cast<Eigen::Index>(c));
     model.bounds_.emplace_back(lo, hi);
   }
+  double cells_total = 1.0;
+  for (Eigen::Index c : model.cells_) cells_total *= static_cast<double>(c);
+  if (cells_total > 1e11) fail("mkde_meta.npy has an implausible number of cells");
   const NpyArray samples = read_npy(directory / "density_samples.npy");
   const Eigen::Index n = total_cells(model.cells_);
   if (samples.shape.size() != 2 || samples.shape[1] != n || samples.shape[0] < 1)

@@ -347,7 +347,8 @@ LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::size_t index
 LinearOperatorPtr joint_hartley_transform(const DomainTuple& domain, std::size_t first,
                                           std::size_t count) {
   constexpr std::string_view fn = "joint_hartley_transform";
-  check_argument(count >= 1 && first + count <= domain.rank(), fn, "first, count",
+  check_argument(count >= 1 && first < domain.rank() && count <= domain.rank() - first, fn,
+                 "first, count",
                  "must name consecutive domains of " + domain.to_string() + ", got " +
                      std::to_string(first) + ", " + std::to_string(count));
   std::vector<DomainPtr> partners = domain.domains();

@@ -114,6 +114,7 @@ TEST_F(MkdeCli, BadInputFailsWithAClearMessage) {
       {fit + path("one.npy"), "at least 2 points"},
       {fit + path("points.npy") + " --cells 0", "--cells"},
       {fit + path("points.npy") + " --samples 3", "--samples"},
+      {fit + path("points.npy") + " --pad -0.5", "padding"},
       {fit + path("missing.npy"), "missing.npy"},
       {"sample --model " + path("nowhere") + " --out " + path("x.npy"), "nowhere"},
   };

@@ -321,6 +321,7 @@ TEST(JointHartley, IsTheTransformOfTheConcatenatedGrid) {
   EXPECT_NEAR(x.squaredNorm() * vol_x, y.squaredNorm() * vol_k, 1e-12 * x.squaredNorm() * vol_x);
   EXPECT_THROW(joint_hartley_transform(pair, 0, 2), InvalidArgument);
   EXPECT_THROW(joint_hartley_transform(pair, 2, 2), InvalidArgument);
+  EXPECT_THROW(joint_hartley_transform(pair, SIZE_MAX, 2), InvalidArgument);
 }
 
 TEST(ZeroPadding, EmbedsInLowCornerAndSlicingIsItsAdjoint) {

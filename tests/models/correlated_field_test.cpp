@@ -74,6 +74,15 @@ std::vector<ModelCase> model_cases() {
                     0.0, {0.5, 0.1})
              .finalize();
        }},
+      {"matern_density",
+       [] {
+         MaternSettings m;
+         m.renormalize = false;
+         return CorrelatedFieldMaker()
+             .add_matern_fluctuations(regular_grid({30}, {0.1}), m)
+             .set_offset(0.0, {0.5, 0.1})
+             .finalize();
+       }},
       {"matern_renormalized",
        [] {
          return CorrelatedFieldMaker()
@@ -84,7 +93,7 @@ std::vector<ModelCase> model_cases() {
       {"product_matern_nonparametric",
        [] {
          MaternSettings m;
-         m.renormalize = false;
+         m.scale = {0.8, 0.3};
          return CorrelatedFieldMaker()
              .add_matern_fluctuations(regular_grid({10}, {0.2}), m, "x ")
              .add_fluctuations(regular_grid({8}), {}, "y ")
@@ -249,7 +258,7 @@ TEST(CorrelatedFieldSamples, ReproduceThePowerSpectrum) {
 TEST(CorrelatedFieldSamples, ProductReproducesTheSeparableSpectrum) {
   const DomainPtr gx = regular_grid({12}, {0.3}), gy = regular_grid({10}, {0.7});
   MaternSettings matern;
-  matern.renormalize = false;
+  matern.scale = {0.8, 0.3};
   const CorrelatedField cf = CorrelatedFieldMaker()
                                  .add_matern_fluctuations(gx, matern, "x ")
                                  .add_fluctuations(gy, {}, "y ")
@@ -312,6 +321,14 @@ TEST(CorrelatedFieldMaker, BadInputsThrow) {
                    .set_offset(0.0, {1.0, 0.5})
                    .finalize(),
                InvalidArgument);
+  MaternSettings density;
+  density.renormalize = false;
+  EXPECT_THROW(CorrelatedFieldMaker()
+                   .add_matern_fluctuations(regular_grid({16}), density, "x ")
+                   .add_fluctuations(regular_grid({16}), {}, "y ")
+                   .set_offset(0.0, {1.0, 0.5})
+                   .finalize(),
+               InvalidArgument);  // a density-mode spectrum has no k = 0 value for a product
   const CorrelatedField cf =
       CorrelatedFieldMaker().add_fluctuations(regular_grid({16}), {}).set_offset(0.0, {1.0, 0.5})
           .finalize();

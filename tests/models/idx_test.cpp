@@ -73,6 +73,8 @@ TEST_F(Idx, RejectsCorruptFiles) {
   expect_rejected({0, 0, 8, 2, 0, 0}, "truncated header");
   expect_rejected({0, 0, 8, 0}, "zero dimensions");
   expect_rejected({0, 0, 8, 1, 0, 0, 0, 0}, "invalid extent");
+  // Extents whose product overflows 64 bits: truncated, not a wrapped-around empty array.
+  expect_rejected({0, 0, 8, 3, 0x40, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 16}, "truncated");
   // A gzip stream cut in half.
   write_idx(dir_ / "g.gz", {100}, std::vector<std::uint8_t>(100, 9));
   std::vector<std::uint8_t> gz = read_bytes(dir_ / "g.gz");
@@ -144,6 +146,12 @@ TEST_F(Idx, ConvertsTheFashionMnistPackage) {
 
   // Malformed packages.
   std::ofstream(dir_ / "3.json") << "{\"data\":[[1,2,3]]}";
+  EXPECT_THROW(convert_fashion_mnist_json(dir_, dir_ / "bad", 7), FileError);
+  std::ofstream(dir_ / "3.json") << "{\"data\":[[0001]]}";
+  EXPECT_THROW(convert_fashion_mnist_json(dir_, dir_ / "bad", 7), FileError);
+  std::ofstream(dir_ / "3.json") << "{\"data\":[[1 2]]}";
+  EXPECT_THROW(convert_fashion_mnist_json(dir_, dir_ / "bad", 7), FileError);
+  std::ofstream(dir_ / "3.json") << "{\"data\":[[256]]}";
   EXPECT_THROW(convert_fashion_mnist_json(dir_, dir_ / "bad", 7), FileError);
   std::ofstream(dir_ / "3.json") << "{\"other\":[]}";
   EXPECT_THROW(convert_fashion_mnist_json(dir_, dir_ / "bad", 7), FileError);

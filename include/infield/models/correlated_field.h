@@ -24,15 +24,17 @@
 ///
 /// Two amplitude models are offered per sub-domain:
 ///  - non-parametric (add_fluctuations): log r(k) = slope * log(k / k_1) + w(log k) with w an
-///    integrated Wiener process (flexibility) plus a random walk of its slope (asperity), its
-///    linear trend removed, then renormalised: r = fluctuations * e^{log r} / sqrt(sum_{k != 0}
+///    integrated Wiener process (a random walk of the slope, integrated; strength flexibility)
+///    plus a random walk of log r itself (roughness; asperity), its linear trend removed, then renormalised: r = fluctuations * e^{log r} / sqrt(sum_{k != 0}
 ///    e^{2 log r}). `loglogavgslope` is the slope of log r (of the amplitude; the power spectrum
 ///    r^2 falls with twice that slope). This is the model of NIFTy 8's CorrelatedFieldMaker (for
 ///    one sub-domain; products are normalised as described above).
 ///  - Matérn (add_matern_fluctuations): r(k) = scale * (1 + (k / cutoff)^2)^(loglogslope / 2),
 ///    either renormalised as above (scale is then the fluctuations' standard deviation) or, with
 ///    renormalize = false, read as a continuous power spectral density P(k) = r(k)^2 and discretised
-///    as r(k) sqrt(vol_k) so that sum_k r^2 vol_k approximates the integral of P.
+///    as r(k) sqrt(vol_k) so that sum_k r^2 vol_k approximates the integral of P (one sub-domain
+///    only: in a product the r_i(0) = 1 convention would not fit a density, so finalize() rejects
+///    it).
 ///
 /// Every parameter has a prior given as the (mean, std) of the parameter itself and realised by the
 /// prior transforms from a standard-normal excitation (log-normal for positive parameters, normal
