@@ -1,0 +1,102 @@
+#pragma once
+/// @file models/neural.h
+/// @brief Neural layers as parametric operators of (input, parameters), batch-first: dense layers
+/// with activations stacked into an MLP, their forward pass as one GEMM per layer, Jacobian-vector
+/// products in the input for several tangents per datum at once (what FisherNet's per-datum
+/// Jacobians J_i need), vector-Jacobian products in input and parameters, Glorot/He
+/// initialisation and Adam. One code path for float (training) and double (gradient checks).
+///
+/// Layout: a batch is a row-major matrix, one datum per row. Parameters are one flat vector, layer
+/// after layer, each as W (out x in, row-major) then b (out). With k tangents per datum, tangents
+/// are stacked as k blocks of the batch: row t * batch + b is tangent t of datum b.
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace infield::neural {
+
+template <typename T>
+using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+enum class Activation { kIdentity, kRelu, kTanh, kSigmoid, kSoftplus };
+enum class Initialization {
+  kGlorotUniform,  ///< U(-a, a), a = sqrt(6 / (in + out)): for tanh, sigmoid, identity.
+  kHeNormal,       ///< N(0, 2 / in): for relu-like activations.
+};
+
+/// A multilayer perceptron: layer l maps widths[l] to widths[l + 1] and applies activations[l].
+template <typename T>
+class Mlp {
+ public:
+  /// Throws InvalidArgument unless widths has >= 2 positive entries and one activation per layer.
+  Mlp(std::vector<Eigen::Index> widths, std::vector<Activation> activations);
+
+  Eigen::Index input_size() const { return widths_.front(); }
+  Eigen::Index output_size() const { return widths_.back(); }
+  std::size_t layers() const { return activations_.size(); }
+  Eigen::Index parameter_count() const { return offsets_.back(); }
+  const std::vector<Eigen::Index>& widths() const { return widths_; }
+
+  /// Fresh parameters: weights by `init` from `rng`, biases zero.
+  Vector<T> initialize(Initialization init, std::mt19937_64& rng) const;
+
+  /// What the forward pass keeps for the derivatives: each layer's input and its activation's
+  /// derivative at the pre-activation.
+  struct Cache {
+    std::vector<Matrix<T>> inputs;
+    std::vector<Matrix<T>> derivatives;
+  };
+
+  /// y = f(x; params) for a batch x (batch x input_size); fills `cache` when given.
+  Matrix<T> forward(const Vector<T>& params, const Matrix<T>& x, Cache* cache = nullptr) const;
+  /// J_x dx for k tangents per datum: dx is (k * batch) x input_size, stacked as above; the
+  /// result is (k * batch) x output_size. One GEMM per layer for all tangents.
+  Matrix<T> jvp_input(const Vector<T>& params, const Cache& cache, const Matrix<T>& dx) const;
+  /// For an output cotangent u (batch x output_size): adds J_params^T u to `param_gradient`
+  /// (size parameter_count(); accumulated, not overwritten) and returns J_x^T u.
+  Matrix<T> vjp(const Vector<T>& params, const Cache& cache, const Matrix<T>& u,
+                Vector<T>& param_gradient) const;
+
+ private:
+  std::vector<Eigen::Index> widths_;
+  std::vector<Activation> activations_;
+  std::vector<Eigen::Index> offsets_;  ///< Start of layer l's parameters; back() = total.
+};
+
+/// Adam (Kingma & Ba) with bias correction, one fused pass over the parameters per step.
+template <typename T>
+class Adam {
+ public:
+  struct Options {
+    T learning_rate = T(1e-4);
+    T beta1 = T(0.9);
+    T beta2 = T(0.999);
+    T epsilon = T(1e-8);
+  };
+  /// Throws InvalidArgument for a non-positive size, learning rate or epsilon, or betas outside
+  /// [0, 1).
+  Adam(Eigen::Index size, Options options);
+  /// params -= lr * m_hat / (sqrt(v_hat) + eps), with the moments updated from `gradient`.
+  void step(Vector<T>& params, const Vector<T>& gradient);
+  std::int64_t steps() const { return t_; }
+  const Vector<T>& first_moment() const { return m_; }
+  const Vector<T>& second_moment() const { return v_; }
+  /// Restores a state (for checkpoints); sizes must match.
+  void restore(Vector<T> m, Vector<T> v, std::int64_t steps);
+
+ private:
+  Options options_;
+  Vector<T> m_, v_;
+  std::int64_t t_ = 0;
+};
+
+extern template class Mlp<float>;
+extern template class Mlp<double>;
+extern template class Adam<float>;
+extern template class Adam<double>;
+
+}  // namespace infield::neural

@@ -1,0 +1,199 @@
+#include "infield/models/neural.h"
+
+#include <cmath>
+#include <string>
+
+#include "infield/error.h"
+
+namespace infield::neural {
+namespace {
+
+/// Value and derivative of an activation, elementwise over a matrix (derivative into `d`).
+template <typename T>
+void activate(Activation a, Matrix<T>& z, Matrix<T>* d) {
+  auto za = z.array();
+  switch (a) {
+    case Activation::kIdentity:
+      if (d) d->setOnes(z.rows(), z.cols());
+      break;
+    case Activation::kRelu:
+      if (d) *d = (za > T(0)).template cast<T>().matrix();
+      za = za.max(T(0));
+      break;
+    case Activation::kTanh:
+      za = za.tanh();
+      if (d) *d = (T(1) - za.square()).matrix();
+      break;
+    case Activation::kSigmoid: {
+      // Stable for both signs: 1 / (1 + e^-x) = e^x / (1 + e^x).
+      const auto e = (-za.abs()).exp().eval();
+      za = (za >= T(0)).select(T(1) / (T(1) + e), e / (T(1) + e));
+      if (d) *d = (za * (T(1) - za)).matrix();
+      break;
+    }
+    case Activation::kSoftplus: {
+      // log(1 + e^x) = max(x, 0) + log1p(e^-|x|); derivative sigmoid(x).
+      const auto e = (-za.abs()).exp().eval();
+      if (d) *d = (za >= T(0)).select(T(1) / (T(1) + e), e / (T(1) + e)).matrix();
+      za = za.max(T(0)) + e.log1p();
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+Mlp<T>::Mlp(std::vector<Eigen::Index> widths, std::vector<Activation> activations)
+    : widths_(std::move(widths)), activations_(std::move(activations)) {
+  constexpr std::string_view fn = "Mlp";
+  check_argument(widths_.size() >= 2, fn, "widths", "must have at least 2 entries");
+  for (Eigen::Index w : widths_) check_argument(w > 0, fn, "widths", "must be positive");
+  check_argument(activations_.size() + 1 == widths_.size(), fn, "activations",
+                 "must have one entry per layer (" + std::to_string(widths_.size() - 1) + ")");
+  offsets_.push_back(0);
+  for (std::size_t l = 0; l + 1 < widths_.size(); ++l)
+    offsets_.push_back(offsets_.back() + widths_[l + 1] * widths_[l] + widths_[l + 1]);
+}
+
+template <typename T>
+Vector<T> Mlp<T>::initialize(Initialization init, std::mt19937_64& rng) const {
+  Vector<T> params = Vector<T>::Zero(parameter_count());
+  for (std::size_t l = 0; l < layers(); ++l) {
+    const Eigen::Index in = widths_[l], out = widths_[l + 1];
+    T* w = params.data() + offsets_[l];
+    if (init == Initialization::kGlorotUniform) {
+      const double a = std::sqrt(6.0 / static_cast<double>(in + out));
+      std::uniform_real_distribution<double> u(-a, a);
+      for (Eigen::Index i = 0; i < in * out; ++i) w[i] = static_cast<T>(u(rng));
+    } else {
+      std::normal_distribution<double> g(0.0, std::sqrt(2.0 / static_cast<double>(in)));
+      for (Eigen::Index i = 0; i < in * out; ++i) w[i] = static_cast<T>(g(rng));
+    }
+  }
+  return params;
+}
+
+template <typename T>
+Matrix<T> Mlp<T>::forward(const Vector<T>& params, const Matrix<T>& x, Cache* cache) const {
+  constexpr std::string_view fn = "Mlp::forward";
+  check_argument(params.size() == parameter_count(), fn, "params",
+                 "has " + std::to_string(params.size()) + " entries, the network " +
+                     std::to_string(parameter_count()));
+  check_argument(x.cols() == input_size(), fn, "x",
+                 "has " + std::to_string(x.cols()) + " columns, the input size is " +
+                     std::to_string(input_size()));
+  if (cache) {
+    cache->inputs.resize(layers());
+    cache->derivatives.resize(layers());
+  }
+  Matrix<T> h = x;
+  for (std::size_t l = 0; l < layers(); ++l) {
+    const Eigen::Index in = widths_[l], out = widths_[l + 1];
+    Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
+    Eigen::Map<const Vector<T>> b(params.data() + offsets_[l] + out * in, out);
+    Matrix<T> z = h * w.transpose();  // one GEMM for the batch
+    z.rowwise() += b.transpose();
+    if (cache) {
+      cache->inputs[l] = std::move(h);
+      activate(activations_[l], z, &cache->derivatives[l]);
+    } else {
+      activate<T>(activations_[l], z, nullptr);
+    }
+    h = std::move(z);
+  }
+  return h;
+}
+
+template <typename T>
+Matrix<T> Mlp<T>::jvp_input(const Vector<T>& params, const Cache& cache,
+                            const Matrix<T>& dx) const {
+  constexpr std::string_view fn = "Mlp::jvp_input";
+  check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
+  const Eigen::Index batch = cache.inputs[0].rows();
+  check_argument(dx.cols() == input_size() && batch > 0 && dx.rows() % batch == 0, fn, "dx",
+                 "must be (k * batch) x input_size");
+  const Eigen::Index k = dx.rows() / batch;
+  Matrix<T> h = dx;
+  for (std::size_t l = 0; l < layers(); ++l) {
+    const Eigen::Index in = widths_[l], out = widths_[l + 1];
+    Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
+    Matrix<T> z = h * w.transpose();
+    for (Eigen::Index t = 0; t < k; ++t)
+      z.middleRows(t * batch, batch).array() *= cache.derivatives[l].array();
+    h = std::move(z);
+  }
+  return h;
+}
+
+template <typename T>
+Matrix<T> Mlp<T>::vjp(const Vector<T>& params, const Cache& cache, const Matrix<T>& u,
+                      Vector<T>& param_gradient) const {
+  constexpr std::string_view fn = "Mlp::vjp";
+  check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
+  check_argument(u.rows() == cache.inputs[0].rows() && u.cols() == output_size(), fn, "u",
+                 "must be batch x output_size");
+  check_argument(param_gradient.size() == parameter_count(), fn, "param_gradient",
+                 "must have parameter_count() entries");
+  Matrix<T> g = u;
+  for (std::size_t l = layers(); l-- > 0;) {
+    const Eigen::Index in = widths_[l], out = widths_[l + 1];
+    g.array() *= cache.derivatives[l].array();  // through the activation
+    Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
+    Eigen::Map<Matrix<T>> gw(param_gradient.data() + offsets_[l], out, in);
+    Eigen::Map<Vector<T>> gb(param_gradient.data() + offsets_[l] + out * in, out);
+    gw.noalias() += g.transpose() * cache.inputs[l];
+    gb += g.colwise().sum().transpose();
+    Matrix<T> next = g * w;
+    g = std::move(next);
+  }
+  return g;
+}
+
+template <typename T>
+Adam<T>::Adam(Eigen::Index size, Options options)
+    : options_(options), m_(Vector<T>::Zero(size)), v_(Vector<T>::Zero(size)) {
+  constexpr std::string_view fn = "Adam";
+  check_argument(size > 0, fn, "size", "must be positive");
+  check_argument(options.learning_rate > 0 && options.epsilon > 0, fn, "options",
+                 "learning_rate and epsilon must be positive");
+  check_argument(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 &&
+                     options.beta2 < 1,
+                 fn, "options", "beta1 and beta2 must lie in [0, 1)");
+}
+
+template <typename T>
+void Adam<T>::step(Vector<T>& params, const Vector<T>& gradient) {
+  check_argument(params.size() == m_.size() && gradient.size() == m_.size(), "Adam::step",
+                 "params, gradient", "must have the optimiser's size");
+  ++t_;
+  const T b1 = options_.beta1, b2 = options_.beta2;
+  const T c1 = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(b1), static_cast<double>(t_))));
+  const T c2 = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(b2), static_cast<double>(t_))));
+  const T lr = options_.learning_rate, eps = options_.epsilon;
+  T* p = params.data();
+  T* m = m_.data();
+  T* v = v_.data();
+  const T* g = gradient.data();
+  for (Eigen::Index i = 0; i < params.size(); ++i) {  // one fused pass
+    m[i] = b1 * m[i] + (T(1) - b1) * g[i];
+    v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
+    p[i] -= lr * (m[i] * c1) / (std::sqrt(v[i] * c2) + eps);
+  }
+}
+
+template <typename T>
+void Adam<T>::restore(Vector<T> m, Vector<T> v, std::int64_t steps) {
+  check_argument(m.size() == m_.size() && v.size() == v_.size() && steps >= 0, "Adam::restore",
+                 "state", "must match the optimiser's size with steps >= 0");
+  m_ = std::move(m);
+  v_ = std::move(v);
+  t_ = steps;
+}
+
+template class Mlp<float>;
+template class Mlp<double>;
+template class Adam<float>;
+template class Adam<double>;
+
+}  // namespace infield::neural

@@ -1,0 +1,178 @@
+// Neural layers: forward against a hand computation, JVP and VJP (input and parameters) against
+// finite differences through check_jacobian, several tangents at once, float vs double,
+// initialisation statistics, Adam.
+#include "infield/models/neural.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "infield/error.h"
+#include "infield/testing/matchers.h"
+
+namespace infield {
+namespace {
+
+using neural::Activation;
+using neural::Matrix;
+using neural::Mlp;
+using neural::Vector;
+using testing::HasConsistentJacobianAtWith;
+
+Matrix<double> random_matrix(Eigen::Index r, Eigen::Index c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Matrix<double> m(r, c);
+  for (auto& v : m.reshaped()) v = standard_normal_vector(1, rng)[0];
+  return m;
+}
+
+class MlpActivations : public ::testing::TestWithParam<Activation> {};
+
+TEST_P(MlpActivations, JacobiansInInputAndParametersMatchFiniteDifferences) {
+  const Mlp<double> mlp({4, 6, 3}, {GetParam(), Activation::kTanh});
+  std::mt19937_64 rng(1);
+  Vector<double> params = mlp.initialize(neural::Initialization::kGlorotUniform, rng);
+  params.tail(3).setConstant(0.1);  // non-zero biases too
+  const Eigen::Index batch = 5;
+  const Matrix<double> x = random_matrix(batch, 4, 2);
+  const auto in = unstructured(batch * 4), out = unstructured(batch * 3),
+             par = unstructured(mlp.parameter_count());
+  auto as_matrix = [](ConstVectorRef v, Eigen::Index rows, Eigen::Index cols) {
+    return Matrix<double>(Eigen::Map<const Matrix<double>>(v.data(), rows, cols));
+  };
+  auto flat = [](const Matrix<double>& m) { return Eigen::VectorXd(m.reshaped<Eigen::RowMajor>()); };
+  // As an operator of the input.
+  auto of_input = make_operator(
+      in, out, [&](ConstVectorRef v) { return flat(mlp.forward(params, as_matrix(v, batch, 4))); },
+      [&](ConstVectorRef v, ConstVectorRef dv) {
+        Mlp<double>::Cache cache;
+        mlp.forward(params, as_matrix(v, batch, 4), &cache);
+        return flat(mlp.jvp_input(params, cache, as_matrix(dv, batch, 4)));
+      },
+      [&](ConstVectorRef v, ConstVectorRef u) {
+        Mlp<double>::Cache cache;
+        mlp.forward(params, as_matrix(v, batch, 4), &cache);
+        Vector<double> g = Vector<double>::Zero(mlp.parameter_count());
+        return flat(mlp.vjp(params, cache, as_matrix(u, batch, 3), g));
+      });
+  // As an operator of the parameters (VJP only; JVP by finite differences of the forward pass,
+  // so check_jacobian compares the VJP against it through adjointness).
+  auto of_params = make_operator(
+      par, out, [&](ConstVectorRef p) { return flat(mlp.forward(p, x)); },
+      [&](ConstVectorRef p, ConstVectorRef dp) {
+        const double h = 1e-6;
+        return Eigen::VectorXd((flat(mlp.forward(p + h * dp, x)) - flat(mlp.forward(p - h * dp, x))) /
+                               (2 * h));
+      },
+      [&](ConstVectorRef p, ConstVectorRef u) {
+        Mlp<double>::Cache cache;
+        mlp.forward(p, x, &cache);
+        Vector<double> g = Vector<double>::Zero(mlp.parameter_count());
+        mlp.vjp(p, cache, as_matrix(u, batch, 3), g);
+        return Eigen::VectorXd(g);
+      });
+  JacobianCheckOptions options;
+  options.linear.tolerance = 1e-7;  // the parameter JVP is itself a finite difference
+  EXPECT_THAT(*of_input, HasConsistentJacobianAtWith(Field(in, flat(x)), options));
+  EXPECT_THAT(*of_params, HasConsistentJacobianAtWith(Field(par, Eigen::VectorXd(params)), options));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, MlpActivations,
+                         ::testing::Values(Activation::kIdentity, Activation::kRelu,
+                                           Activation::kTanh, Activation::kSigmoid,
+                                           Activation::kSoftplus));
+
+TEST(Mlp, ForwardIsTheLayersComposed) {
+  const Mlp<double> mlp({2, 3, 1}, {Activation::kRelu, Activation::kIdentity});
+  ASSERT_EQ(mlp.parameter_count(), 3 * 2 + 3 + 1 * 3 + 1);
+  Vector<double> p(13);
+  p << 1, -1, 0.5, 2, -1, 0,  /* W1 */ 0.1, 0.2, 0.3, /* b1 */ 1, -2, 3, /* W2 */ 0.5 /* b2 */;
+  Matrix<double> x(1, 2);
+  x << 1.0, 2.0;
+  // h = relu([1*1 - 1*2 + 0.1, 0.5*1 + 2*2 + 0.2, -1*1 + 0 + 0.3]) = [0, 4.7, 0]
+  const Matrix<double> y = mlp.forward(p, x);
+  EXPECT_NEAR(y(0, 0), -2 * 4.7 + 0.5, 1e-12);
+}
+
+TEST(Mlp, SeveralTangentsAtOnceEqualOneByOne) {
+  const Mlp<double> mlp({5, 8, 4}, {Activation::kTanh, Activation::kSigmoid});
+  std::mt19937_64 rng(3);
+  const Vector<double> params = mlp.initialize(neural::Initialization::kHeNormal, rng);
+  const Eigen::Index batch = 6, k = 3;
+  Mlp<double>::Cache cache;
+  mlp.forward(params, random_matrix(batch, 5, 4), &cache);
+  const Matrix<double> tangents = random_matrix(k * batch, 5, 5);
+  const Matrix<double> all = mlp.jvp_input(params, cache, tangents);
+  for (Eigen::Index t = 0; t < k; ++t) {
+    const Matrix<double> one = mlp.jvp_input(params, cache, tangents.middleRows(t * batch, batch));
+    EXPECT_LE((all.middleRows(t * batch, batch) - one).norm(), 1e-12 * one.norm());
+  }
+  EXPECT_THROW(mlp.jvp_input(params, cache, random_matrix(batch + 1, 5, 6)), InvalidArgument);
+}
+
+TEST(Mlp, FloatAgreesWithDouble) {
+  const Mlp<double> md({10, 16, 7}, {Activation::kSoftplus, Activation::kSigmoid});
+  const Mlp<float> mf({10, 16, 7}, {Activation::kSoftplus, Activation::kSigmoid});
+  std::mt19937_64 rng(7);
+  const Vector<double> pd = md.initialize(neural::Initialization::kGlorotUniform, rng);
+  const Vector<float> pf = pd.cast<float>();
+  const Matrix<double> x = random_matrix(9, 10, 8);
+  const Matrix<double> yd = md.forward(pd, x);
+  const Matrix<float> yf = mf.forward(pf, x.cast<float>());
+  EXPECT_LE((yf.cast<double>() - yd).norm(), 1e-5 * yd.norm());
+}
+
+TEST(Mlp, InitialisationHasTheDocumentedVariance) {
+  const Eigen::Index in = 300, out = 200;
+  const Mlp<double> mlp({in, out}, {Activation::kIdentity});
+  for (auto [init, variance] :
+       {std::pair{neural::Initialization::kGlorotUniform, 2.0 / (in + out)},
+        std::pair{neural::Initialization::kHeNormal, 2.0 / in}}) {
+    std::mt19937_64 rng(9);
+    const Vector<double> p = mlp.initialize(init, rng);
+    const Eigen::VectorXd w = p.head(in * out);
+    EXPECT_TRUE(p.tail(out).isZero());
+    const double n = static_cast<double>(w.size());
+    const double mean = w.mean(), var = w.squaredNorm() / n;
+    // Sample variance: standard error sqrt((kurtosis - 1) / n) * variance, kurtosis 1.8 (uniform)
+    // or 3 (normal); 5 standard errors.
+    EXPECT_LT(std::abs(mean), 5 * std::sqrt(variance / n));
+    EXPECT_LT(std::abs(var - variance), 5 * std::sqrt(2.0 / n) * variance);
+  }
+  EXPECT_THROW(Mlp<double>({4}, {}), InvalidArgument);
+  EXPECT_THROW(Mlp<double>({4, 0}, {Activation::kRelu}), InvalidArgument);
+  EXPECT_THROW(Mlp<double>({4, 3}, {}), InvalidArgument);
+}
+
+TEST(Adam, BiasCorrectedFirstStepAndConvergence) {
+  neural::Adam<double>::Options o;
+  o.learning_rate = 0.01;
+  o.epsilon = 1e-12;
+  neural::Adam<double> adam(3, o);
+  Vector<double> p = Vector<double>::Zero(3);
+  Vector<double> g(3);
+  g << 2.0, -0.001, 5.0;
+  adam.step(p, g);
+  // With bias correction the first step is lr * g / |g| in every coordinate.
+  EXPECT_NEAR(p[0], -0.01, 1e-9);
+  EXPECT_NEAR(p[1], 0.01, 1e-9);
+  EXPECT_NEAR(p[2], -0.01, 1e-9);
+  // Minimises a quadratic 0.5 sum c_i (p_i - 1)^2.
+  Vector<double> c(3);
+  c << 1.0, 10.0, 0.1;
+  neural::Adam<double>::Options fast;
+  fast.learning_rate = 0.05;
+  neural::Adam<double> opt(3, fast);
+  p.setZero();
+  for (int s = 0; s < 3000; ++s) opt.step(p, c.cwiseProduct(p - Vector<double>::Ones(3)));
+  EXPECT_LT((p - Vector<double>::Ones(3)).norm(), 1e-2);
+  EXPECT_EQ(opt.steps(), 3000);
+  neural::Adam<double>::Options bad;
+  bad.beta1 = 1.0;
+  EXPECT_THROW(neural::Adam<double>(3, bad), InvalidArgument);
+  EXPECT_THROW(opt.step(p, Vector<double>::Zero(2)), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace infield
