@@ -1,0 +1,57 @@
+#pragma once
+/// @file models/fishernet.h
+/// @brief FisherNet (Zacherl, Frank, Enßlin, Entropy 2021), its core in the toolkit's terms: the
+/// encoder g_phi gives the latent mean mu_i, the decoder f_theta maps latents to data, the noise is
+/// N = exp(zeta_N) 1 with a standard-normal zeta_N, and each datum's latent posterior is
+/// approximated by N(mu_i, M_i^{-1}) with the metric
+///
+///     M_i = J_i^T N^{-1} J_i + 1,     J_i = df/dz at mu_i (k x D),
+///
+/// sampled as in MGVI: delta_i = M_i^{-1} (J_i^T N^{-1/2} n_i + eta_i) with n_i ~ N(0, 1_k),
+/// eta_i ~ N(0, 1_D), so Cov(delta_i) = M_i^{-1}; z_i* = mu_i + delta_i. The loss (Eq. 25,
+/// constants dropped) with delta_i held fixed, for a batch of B data out of p:
+///
+///     L = 0.5 sum_i [ |z_i*|^2 + zeta^2 / p + k zeta + exp(-zeta) |d_i - f(z_i*)|^2 ].
+///
+/// (This header is the first part of the FisherNet issue: the metric, the sampling in both ways
+/// and the loss with its gradient. Training, data and figures come with the rest of it.)
+
+#include <Eigen/Core>
+#include <random>
+#include <vector>
+
+#include "infield/models/neural.h"
+
+namespace infield::neural {
+
+/// Per-datum Jacobians of the decoder at a batch of latents z (B x D): J[b] is k x D, computed as
+/// D tangents per datum in one batched JVP.
+template <typename T>
+std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const Vector<T>& params,
+                                         const Matrix<T>& z);
+
+/// M_b = J_b^T J_b / noise_variance + 1 for every datum.
+template <typename T>
+std::vector<Matrix<T>> latent_metrics(const std::vector<Matrix<T>>& jacobians, T noise_variance);
+
+/// delta_b = M_b^{-1} (J_b^T n_b / sigma + eta_b) by a Cholesky factorisation of M_b (the explicit
+/// way, cheapest for small D): n is B x k, eta is B x D (standard normal), sigma = sqrt(noise
+/// variance). Returns B x D.
+template <typename T>
+Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T noise_variance,
+                                    const Matrix<T>& n, const Matrix<T>& eta);
+
+/// The FisherNet loss of Eq. 25 for a batch and its gradient: params = [encoder parameters,
+/// decoder parameters, zeta_N]; data is B x k; residuals (B x D) are held fixed.
+template <typename T>
+struct FisherNetLoss {
+  double value = 0.0;
+  Vector<T> gradient;
+  double reconstruction_error = 0.0;  ///< sum_i |d_i - f(z_i*)|^2 / (B k)
+};
+template <typename T>
+FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
+                             const Matrix<T>& data, const Matrix<T>& residuals,
+                             Eigen::Index dataset_size);
+
+}  // namespace infield::neural

@@ -1,0 +1,128 @@
+#include "infield/models/fishernet.h"
+
+#include <Eigen/Cholesky>
+#include <cmath>
+#include <string>
+
+#include "infield/error.h"
+
+namespace infield::neural {
+
+template <typename T>
+std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const Vector<T>& params,
+                                         const Matrix<T>& z) {
+  const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
+  check_argument(d == decoder.input_size(), "decoder_jacobians", "z",
+                 "must have the decoder's input size as columns");
+  typename Mlp<T>::Cache cache;
+  decoder.forward(params, z, &cache);
+  // Tangent t of every datum is the unit vector e_t: rows t * batch + b.
+  Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
+  for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
+  const Matrix<T> columns = decoder.jvp_input(params, cache, tangents);  // (d * batch) x k
+  std::vector<Matrix<T>> out(static_cast<std::size_t>(batch), Matrix<T>(k, d));
+  for (Eigen::Index t = 0; t < d; ++t)
+    for (Eigen::Index b = 0; b < batch; ++b)
+      out[static_cast<std::size_t>(b)].col(t) = columns.row(t * batch + b).transpose();
+  return out;
+}
+
+template <typename T>
+std::vector<Matrix<T>> latent_metrics(const std::vector<Matrix<T>>& jacobians, T noise_variance) {
+  check_argument(noise_variance > 0, "latent_metrics", "noise_variance", "must be positive");
+  std::vector<Matrix<T>> out;
+  out.reserve(jacobians.size());
+  for (const Matrix<T>& j : jacobians) {
+    Matrix<T> m = (j.transpose() * j) / noise_variance;
+    m.diagonal().array() += T(1);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+template <typename T>
+Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T noise_variance,
+                                    const Matrix<T>& n, const Matrix<T>& eta) {
+  constexpr std::string_view fn = "latent_residuals_explicit";
+  const auto batch = static_cast<Eigen::Index>(jacobians.size());
+  check_argument(batch > 0, fn, "jacobians", "must not be empty");
+  const Eigen::Index k = jacobians[0].rows(), d = jacobians[0].cols();
+  check_argument(n.rows() == batch && n.cols() == k, fn, "n", "must be batch x k");
+  check_argument(eta.rows() == batch && eta.cols() == d, fn, "eta", "must be batch x D");
+  const T sigma = std::sqrt(noise_variance);
+  const std::vector<Matrix<T>> metrics = latent_metrics(jacobians, noise_variance);
+  Matrix<T> out(batch, d);
+  for (Eigen::Index b = 0; b < batch; ++b) {
+    const auto& j = jacobians[static_cast<std::size_t>(b)];
+    const Vector<T> theta = j.transpose() * n.row(b).transpose() / sigma + eta.row(b).transpose();
+    const Eigen::LLT<Matrix<T>> llt(metrics[static_cast<std::size_t>(b)]);
+    out.row(b) = llt.solve(theta).transpose();
+  }
+  return out;
+}
+
+template <typename T>
+FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
+                                const Vector<T>& params, const Matrix<T>& data,
+                                const Matrix<T>& residuals, Eigen::Index dataset_size) {
+  constexpr std::string_view fn = "fishernet_loss";
+  const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
+  check_argument(params.size() == pe + pd + 1, fn, "params",
+                 "must hold the encoder's, the decoder's parameters and zeta_N (" +
+                     std::to_string(pe + pd + 1) + " entries)");
+  check_argument(encoder.output_size() == decoder.input_size(), fn, "encoder, decoder",
+                 "must agree on the latent size");
+  check_argument(data.cols() == encoder.input_size() && data.cols() == decoder.output_size(), fn,
+                 "data", "must have the encoder's input size (= the decoder's output size)");
+  check_argument(residuals.rows() == data.rows() && residuals.cols() == decoder.input_size(), fn,
+                 "residuals", "must be batch x latent size");
+  check_argument(dataset_size >= data.rows(), fn, "dataset_size", "must be >= the batch size");
+  const Vector<T> pen = params.head(pe), pdec = params.segment(pe, pd);
+  const T zeta = params[pe + pd];
+  const auto batch = static_cast<double>(data.rows());
+  const auto k = static_cast<double>(data.cols());
+  const auto p = static_cast<double>(dataset_size);
+
+  typename Mlp<T>::Cache enc_cache, dec_cache;
+  const Matrix<T> mu = encoder.forward(pen, data, &enc_cache);
+  const Matrix<T> z = mu + residuals;
+  const Matrix<T> f = decoder.forward(pdec, z, &dec_cache);
+  const Matrix<T> r = data - f;
+  const double r2 = static_cast<double>(r.squaredNorm());
+  const double z2 = static_cast<double>(z.squaredNorm());
+  const double inv_noise = std::exp(-static_cast<double>(zeta));
+
+  FisherNetLoss<T> out;
+  const double zd = static_cast<double>(zeta);
+  out.value = 0.5 * (z2 + batch * zd * zd / p + batch * k * zd + inv_noise * r2);
+  out.reconstruction_error = r2 / (batch * k);
+  out.gradient = Vector<T>::Zero(params.size());
+  // d/df = -exp(-zeta) r; through the decoder to its parameters and to z.
+  Vector<T> grad_dec = Vector<T>::Zero(pd);
+  const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r, grad_dec) + z;
+  Vector<T> grad_enc = Vector<T>::Zero(pe);
+  encoder.vjp(pen, enc_cache, gz, grad_enc);  // z = mu + delta with delta fixed
+  out.gradient.head(pe) = grad_enc;
+  out.gradient.segment(pe, pd) = grad_dec;
+  out.gradient[pe + pd] = static_cast<T>(batch * zd / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
+  return out;
+}
+
+template std::vector<Matrix<float>> decoder_jacobians(const Mlp<float>&, const Vector<float>&,
+                                                      const Matrix<float>&);
+template std::vector<Matrix<double>> decoder_jacobians(const Mlp<double>&, const Vector<double>&,
+                                                       const Matrix<double>&);
+template std::vector<Matrix<float>> latent_metrics(const std::vector<Matrix<float>>&, float);
+template std::vector<Matrix<double>> latent_metrics(const std::vector<Matrix<double>>&, double);
+template Matrix<float> latent_residuals_explicit(const std::vector<Matrix<float>>&, float,
+                                                 const Matrix<float>&, const Matrix<float>&);
+template Matrix<double> latent_residuals_explicit(const std::vector<Matrix<double>>&, double,
+                                                  const Matrix<double>&, const Matrix<double>&);
+template FisherNetLoss<float> fishernet_loss(const Mlp<float>&, const Mlp<float>&,
+                                             const Vector<float>&, const Matrix<float>&,
+                                             const Matrix<float>&, Eigen::Index);
+template FisherNetLoss<double> fishernet_loss(const Mlp<double>&, const Mlp<double>&,
+                                              const Vector<double>&, const Matrix<double>&,
+                                              const Matrix<double>&, Eigen::Index);
+
+}  // namespace infield::neural
