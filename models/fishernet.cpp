@@ -5,6 +5,8 @@
 #include <string>
 
 #include "infield/error.h"
+#include "infield/inference/conjugate_gradient.h"
+#include "infield/operator.h"
 
 namespace infield::neural {
 
@@ -59,6 +61,61 @@ Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T n
     out.row(b) = llt.solve(theta).transpose();
   }
   return out;
+}
+
+template <typename T>
+Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+                              T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
+                              double relative_residual) {
+  constexpr std::string_view fn = "latent_residuals_cg";
+  const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
+  check_argument(noise_variance > 0, fn, "noise_variance", "must be positive");
+  check_argument(n.rows() == batch && n.cols() == k, fn, "n", "must be batch x k");
+  check_argument(eta.rows() == batch && eta.cols() == d, fn, "eta", "must be batch x D");
+  const double sigma = std::sqrt(static_cast<double>(noise_variance));
+  Matrix<T> out(batch, d);
+  const auto latent = unstructured(d);
+  for (Eigen::Index b = 0; b < batch; ++b) {
+    typename Mlp<T>::Cache cache;
+    decoder.forward(params, Matrix<T>(z.row(b)), &cache);
+    auto jvp = [&](const Eigen::VectorXd& v) {
+      return decoder.jvp_input(params, cache, Matrix<T>(v.transpose().cast<T>()))
+          .template cast<double>()
+          .transpose()
+          .eval();
+    };
+    auto vjp = [&](const Eigen::VectorXd& u) {
+      Vector<T> unused = Vector<T>::Zero(decoder.parameter_count());
+      return decoder.vjp(params, cache, Matrix<T>(u.transpose().cast<T>()), unused)
+          .template cast<double>()
+          .transpose()
+          .eval();
+    };
+    const double inv_noise = 1.0 / static_cast<double>(noise_variance);
+    auto metric = make_linear_operator(
+        latent, latent,
+        [&](ConstVectorRef v) { return (vjp(jvp(v)) * inv_noise + v).eval(); },
+        [&](ConstVectorRef v) { return (vjp(jvp(v)) * inv_noise + v).eval(); }, "LatentMetric");
+    const Eigen::VectorXd theta =
+        vjp(n.row(b).transpose().template cast<double>()) / sigma +
+        eta.row(b).transpose().template cast<double>();
+    Eigen::VectorXd delta = Eigen::VectorXd::Zero(d);
+    const ConjugateGradientSummary s =
+        conjugate_gradient(*metric, theta, delta, {relative_residual, 0.0, 10 * static_cast<int>(d) + 10});
+    if (!s.converged())
+      throw std::runtime_error(std::string(fn) + ": the CG solve of datum " + std::to_string(b) +
+                               " did not converge: " + s.brief_report());
+    out.row(b) = delta.transpose().cast<T>();
+  }
+  return out;
+}
+
+template <typename T>
+Matrix<T> latent_residuals(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+                           T noise_variance, const Matrix<T>& n, const Matrix<T>& eta) {
+  if (z.cols() <= kExplicitSamplingMaxLatent)
+    return latent_residuals_explicit(decoder_jacobians(decoder, params, z), noise_variance, n, eta);
+  return latent_residuals_cg(decoder, params, z, noise_variance, n, eta);
 }
 
 template <typename T>
@@ -118,6 +175,18 @@ template Matrix<float> latent_residuals_explicit(const std::vector<Matrix<float>
                                                  const Matrix<float>&, const Matrix<float>&);
 template Matrix<double> latent_residuals_explicit(const std::vector<Matrix<double>>&, double,
                                                   const Matrix<double>&, const Matrix<double>&);
+template Matrix<float> latent_residuals_cg(const Mlp<float>&, const Vector<float>&,
+                                           const Matrix<float>&, float, const Matrix<float>&,
+                                           const Matrix<float>&, double);
+template Matrix<double> latent_residuals_cg(const Mlp<double>&, const Vector<double>&,
+                                            const Matrix<double>&, double, const Matrix<double>&,
+                                            const Matrix<double>&, double);
+template Matrix<float> latent_residuals(const Mlp<float>&, const Vector<float>&,
+                                        const Matrix<float>&, float, const Matrix<float>&,
+                                        const Matrix<float>&);
+template Matrix<double> latent_residuals(const Mlp<double>&, const Vector<double>&,
+                                         const Matrix<double>&, double, const Matrix<double>&,
+                                         const Matrix<double>&);
 template FisherNetLoss<float> fishernet_loss(const Mlp<float>&, const Mlp<float>&,
                                              const Vector<float>&, const Matrix<float>&,
                                              const Matrix<float>&, Eigen::Index);

@@ -129,6 +129,21 @@ TEST(FisherNet, ExplicitAndConjugateGradientSamplingAgree) {
   }
 }
 
+TEST(FisherNet, MatrixFreeResidualsEqualExplicitOnes) {
+  // A wider latent space, so that the CG has real work; same n and eta both ways.
+  const Mlp<double> decoder({40, 30, 50}, {Activation::kTanh, Activation::kSigmoid});
+  std::mt19937_64 rng(6);
+  const Vector<double> pd = decoder.initialize(neural::Initialization::kGlorotUniform, rng);
+  const Matrix<double> z = normal_matrix(3, 40, rng), n = normal_matrix(3, 50, rng),
+                       eta = normal_matrix(3, 40, rng);
+  const Matrix<double> explicit_delta =
+      neural::latent_residuals_explicit(neural::decoder_jacobians(decoder, pd, z), 0.01, n, eta);
+  const Matrix<double> cg_delta = neural::latent_residuals_cg(decoder, pd, z, 0.01, n, eta);
+  EXPECT_LE((cg_delta - explicit_delta).norm(), 1e-8 * explicit_delta.norm());
+  // The automatic choice: D = 40 > 32 takes CG.
+  EXPECT_EQ(neural::latent_residuals(decoder, pd, z, 0.01, n, eta), cg_delta);
+}
+
 TEST(FisherNet, LossGradientMatchesFiniteDifferences) {
   Tiny t;
   std::mt19937_64 rng(5);

@@ -41,6 +41,24 @@ template <typename T>
 Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T noise_variance,
                                     const Matrix<T>& n, const Matrix<T>& eta);
 
+/// The same residuals without forming J_b (the matrix-free way, for large D): per datum, the
+/// toolkit's conjugate gradient on M_b v = J_b^T (J_b v) / noise_variance + v, with J_b applied by
+/// the decoder's JVP and VJP at z_b; theta_b from the same n and eta. Solves to
+/// `relative_residual`; throws std::runtime_error naming the datum if a solve does not converge.
+template <typename T>
+Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+                              T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
+                              double relative_residual = 1e-10);
+
+/// Latent dimension above which `latent_residuals` uses CG instead of explicit Jacobians: forming
+/// J_b costs D decoder JVPs and the Cholesky D^3 / 3, a CG solve about 2 products per iteration.
+constexpr Eigen::Index kExplicitSamplingMaxLatent = 32;
+
+/// latent_residuals_explicit for D <= kExplicitSamplingMaxLatent, latent_residuals_cg above.
+template <typename T>
+Matrix<T> latent_residuals(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+                           T noise_variance, const Matrix<T>& n, const Matrix<T>& eta);
+
 /// The FisherNet loss of Eq. 25 for a batch and its gradient: params = [encoder parameters,
 /// decoder parameters, zeta_N]; data is B x k; residuals (B x D) are held fixed.
 template <typename T>
