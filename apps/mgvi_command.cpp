@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "json_output.h"
+#include "matrix_io.h"
 #include "infield/inference/mgvi.h"
 #include "infield/infield.h"
 
@@ -27,24 +28,11 @@ struct MgviLinearOptions {
   bool resume = false;
 };
 
-Eigen::MatrixXd read_matrix(const std::string& path, const char* flag) {
-  NpyArray a = read_npy(path);
-  check_argument(a.shape.size() == 2, "infield mgvi linear", flag,
-                 "must be a 2-D array, " + path + " has " + std::to_string(a.shape.size()) +
-                     " dimensions");
-  check_finite(a.values, "infield mgvi linear", flag);
-  // .npy is C order (row-major); Eigen's MatrixXd is column-major.
-  return Eigen::Map<const RowMajorMatrix>(a.values.data(), a.shape[0], a.shape[1]);
-}
-
 /// FNV-1a over the model's response to a fixed probe, the data and the options that shape the run.
 std::uint64_t fingerprint(const OperatorPtr& model, const OperatorPtr& prior,
                           const Eigen::VectorXd& data, const MgviLinearOptions& opt) {
-  std::uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](const void* p, std::size_t n) {
-    const auto* bytes = static_cast<const unsigned char*>(p);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 1099511628211ull;
-  };
+  std::uint64_t h = kFnv1aBasis;
+  auto mix = [&h](const void* p, std::size_t n) { h = fnv1a(h, p, n); };
   Eigen::VectorXd probe = Eigen::VectorXd::LinSpaced(model->domain().size(), -1.0, 2.0);
   for (const auto& op : {model, prior}) {
     Eigen::VectorXd response = op->evaluate(probe);
@@ -87,8 +75,8 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
     threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                     opt.threads);
 
-  Eigen::MatrixXd r = read_matrix(opt.response, "--response");
-  Eigen::MatrixXd a = read_matrix(opt.prior_sqrt, "--prior-sqrt");
+  Eigen::MatrixXd r = read_npy_matrix(opt.response, fn, "--response", "data x signal");
+  Eigen::MatrixXd a = read_npy_matrix(opt.prior_sqrt, fn, "--prior-sqrt", "signal x latent");
   NpyArray d = read_npy(opt.data);
   check_finite(d.values, fn, "--data");
   check_argument(r.cols() == a.rows(), fn, "--response, --prior-sqrt",
@@ -132,9 +120,7 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
   const auto n = signal_space->size();
   write_npy(out / "mean.npy", {n}, stats.mean.values());
   write_npy(out / "std.npy", {n}, stats.std.values());
-  RowMajorMatrix row_major = rows;
-  write_npy(out / "samples.npy", {samples.size(), n},
-            Eigen::Map<const Eigen::VectorXd>(row_major.data(), row_major.size()));
+  write_npy_rows(out / "samples.npy", rows);
 
   nlohmann::json summary = {{"command", "mgvi linear"},
                             {"seed", opt.seed},

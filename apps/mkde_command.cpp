@@ -15,6 +15,7 @@
 #include "infield/models/mkde.h"
 #include "infield/npy.h"
 #include "json_output.h"
+#include "matrix_io.h"
 #include "png_image.h"
 
 namespace infield::apps {
@@ -30,20 +31,6 @@ struct MkdeCommandOptions {
   int threads = 0;
   Eigen::Index n = 1000;
 };
-
-Eigen::MatrixXd read_points(const std::string& path, std::string_view fn) {
-  NpyArray a = read_npy(path);
-  check_argument(a.shape.size() == 2, fn, "--points",
-                 path + " must be a 2-D array (points x dimensions), it has " +
-                     std::to_string(a.shape.size()) + " dimensions");
-  check_finite(a.values, fn, "--points");
-  return Eigen::Map<const RowMajorMatrix>(a.values.data(), a.shape[0], a.shape[1]);
-}
-
-void write_rows(const std::filesystem::path& path, const Eigen::MatrixXd& m) {
-  const RowMajorMatrix rm = m;
-  write_npy(path, {m.rows(), m.cols()}, Eigen::Map<const Eigen::VectorXd>(rm.data(), rm.size()));
-}
 
 /// The density with the points on top: a heat map for D = 2 (axis 0 to the right, axis 1 up), a
 /// filled curve with a rug of the points for D = 1.
@@ -106,7 +93,7 @@ int run_fit(const MkdeCommandOptions& opt) {
   if (opt.threads > 0)
     threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                     opt.threads);
-  const Eigen::MatrixXd points = read_points(opt.points, fn);
+  const Eigen::MatrixXd points = read_npy_matrix(opt.points, fn, "--points", "points x dimensions");
   MkdeOptions options;
   options.cells = {opt.cells};
   options.padding = opt.pad;  // validated by Mkde::fit
@@ -148,7 +135,7 @@ int run_sample(const MkdeCommandOptions& opt) {
   check_argument(opt.n >= 1, "infield mkde sample", "--n", "must be at least 1");
   const Mkde model = Mkde::load(opt.model);
   std::mt19937_64 rng(opt.seed);
-  write_rows(opt.out, model.sample(opt.n, rng));
+  write_npy_rows(opt.out, model.sample(opt.n, rng));
   fmt::print("wrote {} ({} x {})\n", opt.out, opt.n, model.dimensions());
   return 0;
 }
@@ -156,7 +143,7 @@ int run_sample(const MkdeCommandOptions& opt) {
 int run_logpdf(const MkdeCommandOptions& opt) {
   constexpr std::string_view fn = "infield mkde logpdf";
   const Mkde model = Mkde::load(opt.model);
-  const Eigen::MatrixXd points = read_points(opt.points, fn);
+  const Eigen::MatrixXd points = read_npy_matrix(opt.points, fn, "--points", "points x dimensions");
   check_argument(points.cols() == model.dimensions(), fn, "--points",
                  opt.points + " has " + std::to_string(points.cols()) + " columns, the model " +
                      std::to_string(model.dimensions()) + " dimensions");

@@ -17,6 +17,7 @@
 #include "infield/infield.h"
 #include "infield/models/correlated_field.h"
 #include "json_output.h"
+#include "matrix_io.h"
 #include "png_image.h"
 
 namespace infield::apps {
@@ -86,12 +87,6 @@ OperatorPtr apply_response(const std::string& name, OperatorPtr field) {
   if (name == "sigmoid") return add_constant(scale(0.5, tanh(std::move(field))), 0.5);
   detail::throw_invalid_argument(kFn, "--response",
                                  "must be sigmoid, identity or exp, got '" + name + "'");
-}
-
-std::uint64_t fnv1a(std::uint64_t h, const void* p, std::size_t n) {
-  const auto* bytes = static_cast<const unsigned char*>(p);
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 1099511628211ull;
-  return h;
 }
 
 double rms(const Eigen::VectorXd& diff, const std::vector<bool>& select, bool want) {
@@ -186,7 +181,7 @@ int run_reconstruct(const ReconstructOptions& opt) {
   std::filesystem::create_directories(opt.out);
   const std::filesystem::path out(opt.out);
   OptimizeKLOptions options;
-  std::uint64_t h = 1469598103934665603ull;
+  std::uint64_t h = kFnv1aBasis;
   h = fnv1a(h, data.values.data(), sizeof(double) * data.values.size());
   h = fnv1a(h, mask_array.values.data(), sizeof(double) * mask_array.values.size());
   for (const std::string* s : {&opt.response, &opt.shape, &opt.fluctuations, &opt.flexibility,

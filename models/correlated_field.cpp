@@ -297,11 +297,6 @@ FlatLinearization SeparableExcitation::linearize_flat(ConstVectorRef x) const {
   return {std::move(value), std::move(jac)};
 }
 
-struct SubdomainParts {
-  OperatorPtr amplitude;  // r_i on the power space, r_i(0) = 1
-  DomainPtr power;
-};
-
 OperatorPtr scalar_parameter(const MultiDomain& multi, const std::string& key,
                              const PriorMoments& m, bool positive) {
   OperatorPtr xi = field_adapter(multi, key);

@@ -331,17 +331,24 @@ Eigen::VectorXd k_lengths(const DomainPtr& harmonic_grid) {
   return k2.cwiseSqrt();
 }
 
-LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::size_t index) {
-  constexpr std::string_view fn = "hartley_transform";
-  check_argument(index < domain.rank(), fn, "index", describe_index(index, domain));
+namespace {
+/// Throws unless domain[index] is a RegularGrid or a HarmonicGrid.
+void check_transformable(const DomainTuple& domain, std::size_t index, std::string_view fn) {
   const DomainPtr& factor = domain[index];
   const bool transformable = dynamic_cast<const RegularGrid*>(factor.get()) != nullptr ||
                              dynamic_cast<const HarmonicGrid*>(factor.get()) != nullptr;
   check_argument(transformable, fn, "domain",
                  "factor " + std::to_string(index) +
                      " must be a RegularGrid or a HarmonicGrid, got " + factor->to_string());
-  return std::make_shared<HartleyOperator>(domain, replaced(domain, index, harmonic_partner(factor)),
-                                           index);
+}
+}  // namespace
+
+LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::size_t index) {
+  constexpr std::string_view fn = "hartley_transform";
+  check_argument(index < domain.rank(), fn, "index", describe_index(index, domain));
+  check_transformable(domain, index, fn);
+  return std::make_shared<HartleyOperator>(
+      domain, replaced(domain, index, harmonic_partner(domain[index])), index);
 }
 
 LinearOperatorPtr joint_hartley_transform(const DomainTuple& domain, std::size_t first,
@@ -353,13 +360,8 @@ LinearOperatorPtr joint_hartley_transform(const DomainTuple& domain, std::size_t
                      std::to_string(first) + ", " + std::to_string(count));
   std::vector<DomainPtr> partners = domain.domains();
   for (std::size_t i = first; i < first + count; ++i) {
-    const DomainPtr& factor = domain[i];
-    const bool transformable = dynamic_cast<const RegularGrid*>(factor.get()) != nullptr ||
-                               dynamic_cast<const HarmonicGrid*>(factor.get()) != nullptr;
-    check_argument(transformable, fn, "domain",
-                   "factor " + std::to_string(i) +
-                       " must be a RegularGrid or a HarmonicGrid, got " + factor->to_string());
-    partners[i] = harmonic_partner(factor);
+    check_transformable(domain, i, fn);
+    partners[i] = harmonic_partner(domain[i]);
   }
   return std::make_shared<HartleyOperator>(domain, DomainTuple(partners), first, count);
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "cli_run.h"
 #include "infield/npy.h"
 
 namespace infield {
@@ -20,20 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int status;
-  std::string output;
-};
+using testing::CliRun;
 
-CliRun run(const std::string& args) {
-  const std::string cmd = std::string(INFIELD_CLI) + " reconstruct " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+CliRun run(const std::string& args) { return testing::run_cli("reconstruct " + args); }
 
 constexpr int kN = 32;
 
