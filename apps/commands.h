@@ -17,5 +17,7 @@ std::function<int()> register_reconstruct_command(CLI::App& app);
 std::function<int()> register_mkde_command(CLI::App& app);
 /// Registers `infield data fashion-mnist`.
 std::function<int()> register_data_command(CLI::App& app);
+/// Registers `infield fishernet train | evaluate | encode | sample`.
+std::function<int()> register_fishernet_command(CLI::App& app);
 
 }  // namespace infield::apps

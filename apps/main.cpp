@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   auto run_reconstruct = infield::apps::register_reconstruct_command(app);
   auto run_mkde = infield::apps::register_mkde_command(app);
   auto run_data = infield::apps::register_data_command(app);
+  auto run_fishernet = infield::apps::register_fishernet_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("reconstruct")) return run_reconstruct();
     if (app.got_subcommand("mkde")) return run_mkde();
     if (app.got_subcommand("data")) return run_data();
+    if (app.got_subcommand("fishernet")) return run_fishernet();
   } catch (const std::exception& e) {
     fmt::print(stderr, "infield: error: {}\n", e.what());
     return 1;

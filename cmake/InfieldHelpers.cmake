@@ -9,7 +9,7 @@ function(infield_add_library short)
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_compile_features(${target} PUBLIC cxx_std_20)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic PUBLIC ${INFIELD_SIMD_FLAGS})
   target_link_libraries(${target} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   install(TARGETS ${target} EXPORT infieldTargets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

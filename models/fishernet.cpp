@@ -11,7 +11,7 @@
 namespace infield::neural {
 
 template <typename T>
-std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const Vector<T>& params,
+std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                                          const Matrix<T>& z) {
   const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
   check_argument(d == decoder.input_size(), "decoder_jacobians", "z",
@@ -64,7 +64,7 @@ Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T n
 }
 
 template <typename T>
-Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
                               T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
                               double relative_residual) {
   constexpr std::string_view fn = "latent_residuals_cg";
@@ -111,18 +111,20 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const Vector<T>& params, co
 }
 
 template <typename T>
-Matrix<T> latent_residuals(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+Matrix<T> latent_residuals(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
                            T noise_variance, const Matrix<T>& n, const Matrix<T>& eta) {
   if (z.cols() <= kExplicitSamplingMaxLatent)
     return latent_residuals_explicit(decoder_jacobians(decoder, params, z), noise_variance, n, eta);
   return latent_residuals_cg(decoder, params, z, noise_variance, n, eta);
 }
 
+namespace {
+
+/// Checks the arguments shared by fishernet_loss and fishernet_step.
 template <typename T>
-FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
-                                const Vector<T>& params, const Matrix<T>& data,
-                                const Matrix<T>& residuals, Eigen::Index dataset_size) {
-  constexpr std::string_view fn = "fishernet_loss";
+void check_loss_arguments(std::string_view fn, const Mlp<T>& encoder, const Mlp<T>& decoder,
+                          const Vector<T>& params, const Matrix<T>& data,
+                          Eigen::Index dataset_size) {
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
   check_argument(params.size() == pe + pd + 1, fn, "params",
                  "must hold the encoder's, the decoder's parameters and zeta_N (" +
@@ -131,17 +133,23 @@ FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
                  "must agree on the latent size");
   check_argument(data.cols() == encoder.input_size() && data.cols() == decoder.output_size(), fn,
                  "data", "must have the encoder's input size (= the decoder's output size)");
-  check_argument(residuals.rows() == data.rows() && residuals.cols() == decoder.input_size(), fn,
-                 "residuals", "must be batch x latent size");
   check_argument(dataset_size >= data.rows(), fn, "dataset_size", "must be >= the batch size");
-  const Vector<T> pen = params.head(pe), pdec = params.segment(pe, pd);
+}
+
+/// Eq. 25 and its gradient given the encoder's forward pass (mu and its cache) and the residuals.
+template <typename T>
+FisherNetLoss<T> loss_given_mean(const Mlp<T>& encoder, const Mlp<T>& decoder,
+                                 const Vector<T>& params, const Matrix<T>& data,
+                                 const Matrix<T>& mu, const typename Mlp<T>::Cache& enc_cache,
+                                 const Matrix<T>& residuals, Eigen::Index dataset_size) {
+  const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
+  const auto pdec = params.segment(pe, pd);
   const T zeta = params[pe + pd];
   const auto batch = static_cast<double>(data.rows());
   const auto k = static_cast<double>(data.cols());
   const auto p = static_cast<double>(dataset_size);
 
-  typename Mlp<T>::Cache enc_cache, dec_cache;
-  const Matrix<T> mu = encoder.forward(pen, data, &enc_cache);
+  typename Mlp<T>::Cache dec_cache;
   const Matrix<T> z = mu + residuals;
   const Matrix<T> f = decoder.forward(pdec, z, &dec_cache);
   const Matrix<T> r = data - f;
@@ -155,19 +163,48 @@ FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
   out.reconstruction_error = r2 / (batch * k);
   out.gradient = Vector<T>::Zero(params.size());
   // d/df = -exp(-zeta) r; through the decoder to its parameters and to z.
-  Vector<T> grad_dec = Vector<T>::Zero(pd);
-  const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r, grad_dec) + z;
-  Vector<T> grad_enc = Vector<T>::Zero(pe);
-  encoder.vjp(pen, enc_cache, gz, grad_enc);  // z = mu + delta with delta fixed
-  out.gradient.head(pe) = grad_enc;
-  out.gradient.segment(pe, pd) = grad_dec;
+  const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r,
+                                   out.gradient.segment(pe, pd)) +
+                       z;
+  // z = mu + delta with delta fixed; the data need no gradient.
+  encoder.vjp(params.head(pe), enc_cache, gz, out.gradient.head(pe), false);
   out.gradient[pe + pd] = static_cast<T>(batch * zd / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
   return out;
 }
 
-template std::vector<Matrix<float>> decoder_jacobians(const Mlp<float>&, const Vector<float>&,
+}  // namespace
+
+template <typename T>
+FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
+                                const Vector<T>& params, const Matrix<T>& data,
+                                const Matrix<T>& residuals, Eigen::Index dataset_size) {
+  constexpr std::string_view fn = "fishernet_loss";
+  check_loss_arguments(fn, encoder, decoder, params, data, dataset_size);
+  check_argument(residuals.rows() == data.rows() && residuals.cols() == decoder.input_size(), fn,
+                 "residuals", "must be batch x latent size");
+  typename Mlp<T>::Cache enc_cache;
+  const Matrix<T> mu = encoder.forward(params.head(encoder.parameter_count()), data, &enc_cache);
+  return loss_given_mean(encoder, decoder, params, data, mu, enc_cache, residuals, dataset_size);
+}
+
+template <typename T>
+FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
+                                const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& n,
+                                const Matrix<T>& eta, Eigen::Index dataset_size) {
+  constexpr std::string_view fn = "fishernet_step";
+  check_loss_arguments(fn, encoder, decoder, params, data, dataset_size);
+  const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
+  typename Mlp<T>::Cache enc_cache;
+  const Matrix<T> mu = encoder.forward(params.head(pe), data, &enc_cache);
+  const auto pdec = params.segment(pe, pd);
+  const T noise_variance = std::exp(params[pe + pd]);
+  const Matrix<T> residuals = latent_residuals(decoder, pdec, mu, noise_variance, n, eta);
+  return loss_given_mean(encoder, decoder, params, data, mu, enc_cache, residuals, dataset_size);
+}
+
+template std::vector<Matrix<float>> decoder_jacobians(const Mlp<float>&, const Mlp<float>::ParamsRef&,
                                                       const Matrix<float>&);
-template std::vector<Matrix<double>> decoder_jacobians(const Mlp<double>&, const Vector<double>&,
+template std::vector<Matrix<double>> decoder_jacobians(const Mlp<double>&, const Mlp<double>::ParamsRef&,
                                                        const Matrix<double>&);
 template std::vector<Matrix<float>> latent_metrics(const std::vector<Matrix<float>>&, float);
 template std::vector<Matrix<double>> latent_metrics(const std::vector<Matrix<double>>&, double);
@@ -175,16 +212,16 @@ template Matrix<float> latent_residuals_explicit(const std::vector<Matrix<float>
                                                  const Matrix<float>&, const Matrix<float>&);
 template Matrix<double> latent_residuals_explicit(const std::vector<Matrix<double>>&, double,
                                                   const Matrix<double>&, const Matrix<double>&);
-template Matrix<float> latent_residuals_cg(const Mlp<float>&, const Vector<float>&,
+template Matrix<float> latent_residuals_cg(const Mlp<float>&, const Mlp<float>::ParamsRef&,
                                            const Matrix<float>&, float, const Matrix<float>&,
                                            const Matrix<float>&, double);
-template Matrix<double> latent_residuals_cg(const Mlp<double>&, const Vector<double>&,
+template Matrix<double> latent_residuals_cg(const Mlp<double>&, const Mlp<double>::ParamsRef&,
                                             const Matrix<double>&, double, const Matrix<double>&,
                                             const Matrix<double>&, double);
-template Matrix<float> latent_residuals(const Mlp<float>&, const Vector<float>&,
+template Matrix<float> latent_residuals(const Mlp<float>&, const Mlp<float>::ParamsRef&,
                                         const Matrix<float>&, float, const Matrix<float>&,
                                         const Matrix<float>&);
-template Matrix<double> latent_residuals(const Mlp<double>&, const Vector<double>&,
+template Matrix<double> latent_residuals(const Mlp<double>&, const Mlp<double>::ParamsRef&,
                                          const Matrix<double>&, double, const Matrix<double>&,
                                          const Matrix<double>&);
 template FisherNetLoss<float> fishernet_loss(const Mlp<float>&, const Mlp<float>&,
@@ -193,5 +230,13 @@ template FisherNetLoss<float> fishernet_loss(const Mlp<float>&, const Mlp<float>
 template FisherNetLoss<double> fishernet_loss(const Mlp<double>&, const Mlp<double>&,
                                               const Vector<double>&, const Matrix<double>&,
                                               const Matrix<double>&, Eigen::Index);
+template FisherNetLoss<float> fishernet_step(const Mlp<float>&, const Mlp<float>&,
+                                             const Vector<float>&, const Matrix<float>&,
+                                             const Matrix<float>&, const Matrix<float>&,
+                                             Eigen::Index);
+template FisherNetLoss<double> fishernet_step(const Mlp<double>&, const Mlp<double>&,
+                                              const Vector<double>&, const Matrix<double>&,
+                                              const Matrix<double>&, const Matrix<double>&,
+                                              Eigen::Index);
 
 }  // namespace infield::neural

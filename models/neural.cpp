@@ -1,5 +1,6 @@
 #include "infield/models/neural.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -62,7 +63,11 @@ Vector<T> Mlp<T>::initialize(Initialization init, std::mt19937_64& rng) const {
   for (std::size_t l = 0; l < layers(); ++l) {
     const Eigen::Index in = widths_[l], out = widths_[l + 1];
     T* w = params.data() + offsets_[l];
-    if (init == Initialization::kGlorotUniform) {
+    if (init == Initialization::kUniformFanIn) {
+      const double a = 1.0 / std::sqrt(static_cast<double>(in));
+      std::uniform_real_distribution<double> u(-a, a);
+      for (Eigen::Index i = 0; i < in * out + out; ++i) w[i] = static_cast<T>(u(rng));
+    } else if (init == Initialization::kGlorotUniform) {
       const double a = std::sqrt(6.0 / static_cast<double>(in + out));
       std::uniform_real_distribution<double> u(-a, a);
       for (Eigen::Index i = 0; i < in * out; ++i) w[i] = static_cast<T>(u(rng));
@@ -75,7 +80,7 @@ Vector<T> Mlp<T>::initialize(Initialization init, std::mt19937_64& rng) const {
 }
 
 template <typename T>
-Matrix<T> Mlp<T>::forward(const Vector<T>& params, const Matrix<T>& x, Cache* cache) const {
+Matrix<T> Mlp<T>::forward(const ParamsRef& params, const Matrix<T>& x, Cache* cache) const {
   constexpr std::string_view fn = "Mlp::forward";
   check_argument(params.size() == parameter_count(), fn, "params",
                  "has " + std::to_string(params.size()) + " entries, the network " +
@@ -106,7 +111,7 @@ Matrix<T> Mlp<T>::forward(const Vector<T>& params, const Matrix<T>& x, Cache* ca
 }
 
 template <typename T>
-Matrix<T> Mlp<T>::jvp_input(const Vector<T>& params, const Cache& cache,
+Matrix<T> Mlp<T>::jvp_input(const ParamsRef& params, const Cache& cache,
                             const Matrix<T>& dx) const {
   constexpr std::string_view fn = "Mlp::jvp_input";
   check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
@@ -127,8 +132,8 @@ Matrix<T> Mlp<T>::jvp_input(const Vector<T>& params, const Cache& cache,
 }
 
 template <typename T>
-Matrix<T> Mlp<T>::vjp(const Vector<T>& params, const Cache& cache, const Matrix<T>& u,
-                      Vector<T>& param_gradient) const {
+Matrix<T> Mlp<T>::vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
+                      GradientRef param_gradient, bool input_gradient) const {
   constexpr std::string_view fn = "Mlp::vjp";
   check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
   check_argument(u.rows() == cache.inputs[0].rows() && u.cols() == output_size(), fn, "u",
@@ -144,6 +149,7 @@ Matrix<T> Mlp<T>::vjp(const Vector<T>& params, const Cache& cache, const Matrix<
     Eigen::Map<Vector<T>> gb(param_gradient.data() + offsets_[l] + out * in, out);
     gw.noalias() += g.transpose() * cache.inputs[l];
     gb += g.colwise().sum().transpose();
+    if (l == 0 && !input_gradient) return Matrix<T>();
     Matrix<T> next = g * w;
     g = std::move(next);
   }
@@ -163,7 +169,8 @@ Adam<T>::Adam(Eigen::Index size, Options options)
 }
 
 template <typename T>
-void Adam<T>::step(Vector<T>& params, const Vector<T>& gradient) {
+void Adam<T>::step(Eigen::Ref<Vector<T>> params, const Eigen::Ref<const Vector<T>>& gradient,
+                   T gradient_scale) {
   check_argument(params.size() == m_.size() && gradient.size() == m_.size(), "Adam::step",
                  "params, gradient", "must have the optimiser's size");
   ++t_;
@@ -171,14 +178,19 @@ void Adam<T>::step(Vector<T>& params, const Vector<T>& gradient) {
   const T c1 = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(b1), static_cast<double>(t_))));
   const T c2 = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(b2), static_cast<double>(t_))));
   const T lr = options_.learning_rate, eps = options_.epsilon;
-  T* p = params.data();
-  T* m = m_.data();
-  T* v = v_.data();
-  const T* g = gradient.data();
-  for (Eigen::Index i = 0; i < params.size(); ++i) {  // one fused pass
-    m[i] = b1 * m[i] + (T(1) - b1) * g[i];
-    v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
-    p[i] -= lr * (m[i] * c1) / (std::sqrt(v[i] * c2) + eps);
+  // One pass over cache-sized chunks: each statement below is a vectorised loop over a chunk that
+  // stays in L1, so the arrays stream from memory once (a scalar loop does not vectorise: sqrt
+  // may set errno).
+  constexpr Eigen::Index kChunk = 2048;
+  for (Eigen::Index start = 0; start < params.size(); start += kChunk) {
+    const Eigen::Index n = std::min(kChunk, params.size() - start);
+    auto p = params.segment(start, n).array();
+    auto m = m_.segment(start, n).array();
+    auto v = v_.segment(start, n).array();
+    const auto g = gradient.segment(start, n).array() * gradient_scale;
+    m = b1 * m + (T(1) - b1) * g;
+    v = b2 * v + (T(1) - b2) * g.square();
+    p -= (lr * c1) * m / ((v * c2).sqrt() + eps);
   }
 }
 

@@ -140,6 +140,15 @@ TEST(Mlp, InitialisationHasTheDocumentedVariance) {
     EXPECT_LT(std::abs(mean), 5 * std::sqrt(variance / n));
     EXPECT_LT(std::abs(var - variance), 5 * std::sqrt(2.0 / n) * variance);
   }
+  {  // PyTorch's default: weights and biases U(-1/sqrt(in), 1/sqrt(in)), variance 1 / (3 in).
+    std::mt19937_64 rng(9);
+    const Vector<double> p = mlp.initialize(neural::Initialization::kUniformFanIn, rng);
+    const double n = static_cast<double>(p.size()), variance = 1.0 / (3.0 * in);
+    EXPECT_LE(p.cwiseAbs().maxCoeff(), 1.0 / std::sqrt(double(in)));
+    EXPECT_LT(std::abs(p.mean()), 5 * std::sqrt(variance / n));
+    EXPECT_LT(std::abs(p.squaredNorm() / n - variance), 5 * std::sqrt(0.8 / n) * variance);
+    EXPECT_FALSE(p.tail(out).isZero());
+  }
   EXPECT_THROW(Mlp<double>({4}, {}), InvalidArgument);
   EXPECT_THROW(Mlp<double>({4, 0}, {Activation::kRelu}), InvalidArgument);
   EXPECT_THROW(Mlp<double>({4, 3}, {}), InvalidArgument);

@@ -13,8 +13,7 @@
 ///
 ///     L = 0.5 sum_i [ |z_i*|^2 + zeta^2 / p + k zeta + exp(-zeta) |d_i - f(z_i*)|^2 ].
 ///
-/// (This header is the first part of the FisherNet issue: the metric, the sampling in both ways
-/// and the loss with its gradient. Training, data and figures come with the rest of it.)
+/// Training (with the VAE baseline), checkpoints and the latent outputs are in autoencoder.h.
 
 #include <Eigen/Core>
 #include <random>
@@ -27,7 +26,7 @@ namespace infield::neural {
 /// Per-datum Jacobians of the decoder at a batch of latents z (B x D): J[b] is k x D, computed as
 /// D tangents per datum in one batched JVP.
 template <typename T>
-std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const Vector<T>& params,
+std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                                          const Matrix<T>& z);
 
 /// M_b = J_b^T J_b / noise_variance + 1 for every datum.
@@ -46,7 +45,7 @@ Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T n
 /// the decoder's JVP and VJP at z_b; theta_b from the same n and eta. Solves to
 /// `relative_residual`; throws std::runtime_error naming the datum if a solve does not converge.
 template <typename T>
-Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
                               T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
                               double relative_residual = 1e-10);
 
@@ -56,7 +55,7 @@ constexpr Eigen::Index kExplicitSamplingMaxLatent = 32;
 
 /// latent_residuals_explicit for D <= kExplicitSamplingMaxLatent, latent_residuals_cg above.
 template <typename T>
-Matrix<T> latent_residuals(const Mlp<T>& decoder, const Vector<T>& params, const Matrix<T>& z,
+Matrix<T> latent_residuals(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
                            T noise_variance, const Matrix<T>& n, const Matrix<T>& eta);
 
 /// The FisherNet loss of Eq. 25 for a batch and its gradient: params = [encoder parameters,
@@ -71,5 +70,13 @@ template <typename T>
 FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
                              const Matrix<T>& data, const Matrix<T>& residuals,
                              Eigen::Index dataset_size);
+
+/// One training step's loss and gradient: the encoder's mean mu, the residuals drawn at mu from the
+/// standard-normal n (B x k) and eta (B x D) by `latent_residuals`, then Eq. 25 as in
+/// fishernet_loss, reusing the encoder's forward pass.
+template <typename T>
+FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
+                                const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& n,
+                                const Matrix<T>& eta, Eigen::Index dataset_size);
 
 }  // namespace infield::neural

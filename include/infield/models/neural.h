@@ -26,6 +26,9 @@ enum class Activation { kIdentity, kRelu, kTanh, kSigmoid, kSoftplus };
 enum class Initialization {
   kGlorotUniform,  ///< U(-a, a), a = sqrt(6 / (in + out)): for tanh, sigmoid, identity.
   kHeNormal,       ///< N(0, 2 / in): for relu-like activations.
+  /// U(-a, a), a = 1 / sqrt(in), for weights and biases: PyTorch's default for nn.Linear, so that
+  /// training runs compare with a PyTorch model from the same starting distribution.
+  kUniformFanIn,
 };
 
 /// A multilayer perceptron: layer l maps widths[l] to widths[l + 1] and applies activations[l].
@@ -41,7 +44,7 @@ class Mlp {
   Eigen::Index parameter_count() const { return offsets_.back(); }
   const std::vector<Eigen::Index>& widths() const { return widths_; }
 
-  /// Fresh parameters: weights by `init` from `rng`, biases zero.
+  /// Fresh parameters: weights by `init` from `rng`; biases zero (uniform for kUniformFanIn).
   Vector<T> initialize(Initialization init, std::mt19937_64& rng) const;
 
   /// What the forward pass keeps for the derivatives: each layer's input and its activation's
@@ -52,14 +55,21 @@ class Mlp {
   };
 
   /// y = f(x; params) for a batch x (batch x input_size); fills `cache` when given.
-  Matrix<T> forward(const Vector<T>& params, const Matrix<T>& x, Cache* cache = nullptr) const;
+  /// Parameters are passed by reference to any contiguous vector (a segment of a longer one, as
+  /// an autoencoder's [encoder, decoder, noise] vector, binds without a copy).
+  using ParamsRef = Eigen::Ref<const Vector<T>>;
+  using GradientRef = Eigen::Ref<Vector<T>>;
+
+  Matrix<T> forward(const ParamsRef& params, const Matrix<T>& x, Cache* cache = nullptr) const;
   /// J_x dx for k tangents per datum: dx is (k * batch) x input_size, stacked as above; the
   /// result is (k * batch) x output_size. One GEMM per layer for all tangents.
-  Matrix<T> jvp_input(const Vector<T>& params, const Cache& cache, const Matrix<T>& dx) const;
+  Matrix<T> jvp_input(const ParamsRef& params, const Cache& cache, const Matrix<T>& dx) const;
   /// For an output cotangent u (batch x output_size): adds J_params^T u to `param_gradient`
-  /// (size parameter_count(); accumulated, not overwritten) and returns J_x^T u.
-  Matrix<T> vjp(const Vector<T>& params, const Cache& cache, const Matrix<T>& u,
-                Vector<T>& param_gradient) const;
+  /// (size parameter_count(); accumulated, not overwritten) and returns J_x^T u. With
+  /// input_gradient false the first layer's input product is skipped (an encoder fed by data
+  /// needs none) and an empty matrix is returned.
+  Matrix<T> vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
+                GradientRef param_gradient, bool input_gradient = true) const;
 
  private:
   std::vector<Eigen::Index> widths_;
@@ -80,8 +90,10 @@ class Adam {
   /// Throws InvalidArgument for a non-positive size, learning rate or epsilon, or betas outside
   /// [0, 1).
   Adam(Eigen::Index size, Options options);
-  /// params -= lr * m_hat / (sqrt(v_hat) + eps), with the moments updated from `gradient`.
-  void step(Vector<T>& params, const Vector<T>& gradient);
+  /// params -= lr * m_hat / (sqrt(v_hat) + eps), with the moments updated from
+  /// gradient_scale * gradient (the scale folded into the same pass: a batch mean from a sum).
+  void step(Eigen::Ref<Vector<T>> params, const Eigen::Ref<const Vector<T>>& gradient,
+            T gradient_scale = T(1));
   std::int64_t steps() const { return t_; }
   const Vector<T>& first_moment() const { return m_; }
   const Vector<T>& second_moment() const { return v_; }

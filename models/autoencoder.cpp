@@ -1,0 +1,532 @@
+#include "infield/models/autoencoder.h"
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <Eigen/Cholesky>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "infield/error.h"
+#include "infield/npy.h"
+
+namespace infield::neural {
+namespace {
+
+/// Rows per block of training noise: each block has its own generator, so that the noise does not
+/// depend on how the batch is split over threads.
+constexpr Eigen::Index kNoiseBlockRows = 16;
+
+/// A 64-bit mix (splitmix64's finaliser) for seeding generators from several integers.
+std::uint64_t mix(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
+  std::uint64_t x = a;
+  for (std::uint64_t v : {b, c}) {
+    x ^= v + 0x9e3779b97f4a7c15ULL + (x << 6) + (x >> 2);
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+  }
+  return x;
+}
+
+std::vector<Eigen::Index> encoder_widths(AutoencoderKind kind, Eigen::Index data_size,
+                                         Eigen::Index latent,
+                                         const std::vector<Eigen::Index>& hidden) {
+  std::vector<Eigen::Index> w{data_size};
+  w.insert(w.end(), hidden.begin(), hidden.end());
+  w.push_back(kind == AutoencoderKind::kVae ? 2 * latent : latent);
+  return w;
+}
+
+std::vector<Eigen::Index> decoder_widths(Eigen::Index data_size, Eigen::Index latent,
+                                         const std::vector<Eigen::Index>& hidden) {
+  std::vector<Eigen::Index> w{latent};
+  w.insert(w.end(), hidden.begin(), hidden.end());
+  w.push_back(data_size);
+  return w;
+}
+
+std::vector<Activation> relu_then_linear(std::size_t hidden_layers) {
+  std::vector<Activation> a(hidden_layers, Activation::kRelu);
+  a.push_back(Activation::kIdentity);
+  return a;
+}
+
+/// Splits [0, rows) into `parts` ranges of whole chunks of `granularity` rows; runs f(part, begin,
+/// end) for each on the calling arena, one task per part.
+template <typename F>
+void for_each_part(Eigen::Index rows, Eigen::Index granularity, int parts, F&& f) {
+  const Eigen::Index blocks = (rows + granularity - 1) / granularity;
+  const int n = static_cast<int>(std::max<Eigen::Index>(1, std::min<Eigen::Index>(parts, blocks)));
+  auto range = [&](int p) {
+    const Eigen::Index b0 = blocks * p / n, b1 = blocks * (p + 1) / n;
+    return std::pair{std::min(rows, b0 * granularity), std::min(rows, b1 * granularity)};
+  };
+  if (n == 1) {
+    f(0, Eigen::Index{0}, rows);
+    return;
+  }
+  tbb::parallel_for(0, n, 1, [&](int p) {
+    const auto [begin, end] = range(p);
+    f(p, begin, end);
+  }, tbb::simple_partitioner());
+}
+
+[[noreturn]] void checkpoint_error(const std::filesystem::path& path, const std::string& why) {
+  throw FileError("load_checkpoint: " + path.string() + ": " + why);
+}
+
+constexpr double kCheckpointTag = 46110.0;  // "FisherNet checkpoint" tag in the first entry
+constexpr double kCheckpointVersion = 1.0;
+
+}  // namespace
+
+std::string autoencoder_kind_name(AutoencoderKind kind) {
+  return kind == AutoencoderKind::kFisherNet ? "fishernet" : "vae";
+}
+
+AutoencoderKind parse_autoencoder_kind(const std::string& name) {
+  if (name == "fishernet") return AutoencoderKind::kFisherNet;
+  if (name == "vae") return AutoencoderKind::kVae;
+  throw InvalidArgument("parse_autoencoder_kind: unknown model '" + name +
+                        "' (expected fishernet or vae)");
+}
+
+template <typename T>
+FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
+                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size) {
+  constexpr std::string_view fn = "vae_loss";
+  const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
+  const Eigen::Index d = decoder.input_size();
+  check_argument(params.size() == pe + pd + 1, fn, "params",
+                 "must hold the encoder's, the decoder's parameters and zeta_N");
+  check_argument(encoder.output_size() == 2 * d, fn, "encoder",
+                 "must output [mean, log variance] (twice the latent size)");
+  check_argument(data.cols() == encoder.input_size() && data.cols() == decoder.output_size(), fn,
+                 "data", "must have the encoder's input size (= the decoder's output size)");
+  check_argument(eps.rows() == data.rows() && eps.cols() == d, fn, "eps",
+                 "must be batch x latent size");
+  check_argument(dataset_size >= data.rows(), fn, "dataset_size", "must be >= the batch size");
+  const auto pen = params.head(pe);
+  const auto pdec = params.segment(pe, pd);
+  const double zeta = static_cast<double>(params[pe + pd]);
+  const auto batch = static_cast<double>(data.rows());
+  const auto k = static_cast<double>(data.cols());
+  const auto p = static_cast<double>(dataset_size);
+
+  typename Mlp<T>::Cache enc_cache, dec_cache;
+  const Matrix<T> h = encoder.forward(pen, data, &enc_cache);
+  const auto mu = h.leftCols(d).array();
+  const auto log_var = h.rightCols(d).array();
+  const Matrix<T> sd = (T(0.5) * log_var).exp().matrix();
+  const Matrix<T> z = (mu + sd.array() * eps.array()).matrix();
+  const Matrix<T> r = data - decoder.forward(pdec, z, &dec_cache);
+  const double r2 = static_cast<double>(r.squaredNorm());
+  const double kl =
+      0.5 * static_cast<double>((mu.square() + log_var.exp() - log_var - T(1)).sum());
+  const double inv_noise = std::exp(-zeta);
+
+  FisherNetLoss<T> out;
+  out.value = kl + 0.5 * (batch * zeta * zeta / p + batch * k * zeta + inv_noise * r2);
+  out.reconstruction_error = r2 / (batch * k);
+  out.gradient = Vector<T>::Zero(params.size());
+  const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r,
+                                   out.gradient.segment(pe, pd));
+  Matrix<T> gh(h.rows(), 2 * d);
+  gh.leftCols(d) = (mu + gz.array()).matrix();
+  gh.rightCols(d) =
+      (T(0.5) * (log_var.exp() - T(1)) + T(0.5) * gz.array() * eps.array() * sd.array()).matrix();
+  encoder.vjp(pen, enc_cache, gh, out.gradient.head(pe), false);
+  out.gradient[pe + pd] = static_cast<T>(batch * zeta / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
+  return out;
+}
+
+template FisherNetLoss<float> vae_loss(const Mlp<float>&, const Mlp<float>&, const Vector<float>&,
+                                       const Matrix<float>&, const Matrix<float>&, Eigen::Index);
+template FisherNetLoss<double> vae_loss(const Mlp<double>&, const Mlp<double>&,
+                                        const Vector<double>&, const Matrix<double>&,
+                                        const Matrix<double>&, Eigen::Index);
+
+Autoencoder::Autoencoder(AutoencoderKind kind, Eigen::Index data_size, Eigen::Index latent,
+                         std::vector<Eigen::Index> hidden)
+    : kind_(kind),
+      data_size_(data_size),
+      latent_(latent),
+      hidden_(std::move(hidden)),
+      encoder_((check_argument(data_size > 0 && latent > 0 && !hidden_.empty(), "Autoencoder",
+                               "sizes",
+                               "data size and latent size must be positive and there must be at "
+                               "least one hidden layer"),
+                encoder_widths(kind, data_size, latent, hidden_)),
+               relu_then_linear(hidden_.size())),
+      decoder_(decoder_widths(data_size, latent, hidden_), relu_then_linear(hidden_.size())) {}
+
+Eigen::Index Autoencoder::parameter_count() const {
+  return encoder_.parameter_count() + decoder_.parameter_count() + 1;
+}
+
+Vector<float> Autoencoder::initialize(std::uint64_t seed) const {
+  std::mt19937_64 rng(mix(seed, 0x1a17));
+  Vector<float> p(parameter_count());
+  p.head(encoder_.parameter_count()) = encoder_.initialize(Initialization::kUniformFanIn, rng);
+  p.segment(encoder_.parameter_count(), decoder_.parameter_count()) =
+      decoder_.initialize(Initialization::kUniformFanIn, rng);
+  p[parameter_count() - 1] = 0.0F;
+  return p;
+}
+
+FisherNetLoss<float> Autoencoder::loss(const Vector<float>& params, const Matrix<float>& data,
+                                       const Matrix<float>& n, const Matrix<float>& eta,
+                                       Eigen::Index dataset_size) const {
+  if (kind_ == AutoencoderKind::kFisherNet)
+    return fishernet_step(encoder_, decoder_, params, data, n, eta, dataset_size);
+  return vae_loss(encoder_, decoder_, params, data, eta, dataset_size);
+}
+
+Matrix<float> Autoencoder::encode_mean(const Vector<float>& params,
+                                       const Matrix<float>& data) const {
+  check_argument(params.size() == parameter_count(), "Autoencoder::encode_mean", "params",
+                 "must have parameter_count() entries");
+  Matrix<float> h = encoder_.forward(params.head(encoder_.parameter_count()), data);
+  if (kind_ == AutoencoderKind::kVae) return h.leftCols(latent_);
+  return h;
+}
+
+Matrix<float> Autoencoder::latent_covariances(const Vector<float>& params,
+                                              const Matrix<float>& data) const {
+  const Eigen::Index d = latent_, pe = encoder_.parameter_count();
+  Matrix<float> out(data.rows(), d * d);
+  const Matrix<float> h = encoder_.forward(params.head(pe), data);
+  if (kind_ == AutoencoderKind::kVae) {
+    out.setZero();
+    for (Eigen::Index i = 0; i < data.rows(); ++i)
+      for (Eigen::Index a = 0; a < d; ++a) out(i, a * d + a) = std::exp(h(i, d + a));
+    return out;
+  }
+  const auto pdec = params.segment(pe, decoder_.parameter_count());
+  const float noise_variance = std::exp(params[parameter_count() - 1]);
+  constexpr Eigen::Index kChunk = 256;  // bounds the memory of the per-datum Jacobians
+  for (Eigen::Index start = 0; start < data.rows(); start += kChunk) {
+    const Eigen::Index rows = std::min(kChunk, data.rows() - start);
+    const auto metrics =
+        latent_metrics(decoder_jacobians(decoder_, pdec, Matrix<float>(h.middleRows(start, rows))),
+                       noise_variance);
+    for (Eigen::Index i = 0; i < rows; ++i) {
+      // In double: M_i can be ill-conditioned when the noise is small.
+      const Eigen::MatrixXd m = metrics[static_cast<std::size_t>(i)].cast<double>();
+      const Eigen::MatrixXd inv = m.llt().solve(Eigen::MatrixXd::Identity(d, d));
+      Eigen::Map<Matrix<float>>(out.row(start + i).data(), d, d) = inv.cast<float>();
+    }
+  }
+  return out;
+}
+
+Matrix<float> Autoencoder::decode(const Vector<float>& params, const Matrix<float>& z) const {
+  check_argument(params.size() == parameter_count(), "Autoencoder::decode", "params",
+                 "must have parameter_count() entries");
+  return decoder_.forward(params.segment(encoder_.parameter_count(), decoder_.parameter_count()),
+                          z);
+}
+
+double Autoencoder::noise_std(const Vector<float>& params) const {
+  return std::exp(0.5 * static_cast<double>(params[parameter_count() - 1]));
+}
+
+double test_mse(const Autoencoder& model, const Vector<float>& params, const Matrix<float>& data,
+                int threads) {
+  check_argument(data.rows() > 0 && data.cols() == model.data_size(), "test_mse", "data",
+                 "must have rows of the model's data size");
+  constexpr Eigen::Index kChunk = 500;
+  const Eigen::Index chunks = (data.rows() + kChunk - 1) / kChunk;
+  std::vector<double> sums(static_cast<std::size_t>(chunks), 0.0);
+  tbb::task_arena arena(std::max(1, threads));
+  arena.execute([&] {
+    tbb::parallel_for(Eigen::Index{0}, chunks, [&](Eigen::Index c) {
+      const Eigen::Index start = c * kChunk, rows = std::min(kChunk, data.rows() - start);
+      const Matrix<float> x = data.middleRows(start, rows);
+      const Matrix<float> f = model.decode(params, model.encode_mean(params, x));
+      sums[static_cast<std::size_t>(c)] = static_cast<double>((x - f).squaredNorm());
+    });
+  });
+  return std::accumulate(sums.begin(), sums.end(), 0.0) /
+         static_cast<double>(data.rows() * data.cols());
+}
+
+// ------------------------------------------------------------------------------ checkpoints
+
+void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint& c) {
+  std::vector<double> v{kCheckpointTag,
+                        kCheckpointVersion,
+                        c.kind == AutoencoderKind::kFisherNet ? 0.0 : 1.0,
+                        static_cast<double>(c.data_size),
+                        static_cast<double>(c.latent),
+                        static_cast<double>(c.hidden.size())};
+  for (Eigen::Index h : c.hidden) v.push_back(static_cast<double>(h));
+  // The seed in two exact 32-bit halves (a double holds 53 bits).
+  v.push_back(static_cast<double>(c.options.seed >> 32));
+  v.push_back(static_cast<double>(c.options.seed & 0xffffffffULL));
+  for (double x : {static_cast<double>(c.options.batch), c.options.learning_rate,
+                   c.options.noise_learning_rate, static_cast<double>(c.options.threads),
+                   static_cast<double>(c.options.epochs), static_cast<double>(c.train_size),
+                   static_cast<double>(c.epochs_done), static_cast<double>(c.steps),
+                   static_cast<double>(c.params.size())})
+    v.push_back(x);
+  for (const Vector<float>* a : {&c.params, &c.network_m, &c.network_v, &c.noise_m, &c.noise_v})
+    v.insert(v.end(), a->data(), a->data() + a->size());
+  v.push_back(static_cast<double>(c.history.size()));
+  for (const EpochRecord& r : c.history)
+    for (double x : {static_cast<double>(r.epoch), r.train_loss, r.test_mse, r.noise_std,
+                     r.seconds, r.images_per_s})
+      v.push_back(x);
+  write_npy(path, {static_cast<Eigen::Index>(v.size())},
+            Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size())));
+}
+
+TrainingCheckpoint load_checkpoint(const std::filesystem::path& path) {
+  const NpyArray a = read_npy(path);
+  if (a.shape.size() != 1) checkpoint_error(path, "is not a checkpoint (not a vector)");
+  const Eigen::VectorXd& v = a.values;
+  Eigen::Index at = 0;
+  auto next = [&](const char* what) {
+    if (at >= v.size()) checkpoint_error(path, std::string("is truncated (at ") + what + ")");
+    const double x = v[at++];
+    if (!std::isfinite(x)) checkpoint_error(path, std::string("has a non-finite ") + what);
+    return x;
+  };
+  auto count = [&](const char* what, double max) {
+    const double x = next(what);
+    if (!(x >= 0 && x <= max && x == std::floor(x)))
+      checkpoint_error(path, std::string("has an invalid ") + what);
+    return static_cast<Eigen::Index>(x);
+  };
+  if (v.size() < 2 || v[0] != kCheckpointTag)
+    checkpoint_error(path, "is not an infield FisherNet/VAE checkpoint");
+  at = 1;
+  if (next("version") != kCheckpointVersion)
+    checkpoint_error(path, "has format version " + std::to_string(v[1]) + ", this build reads " +
+                               std::to_string(kCheckpointVersion));
+  TrainingCheckpoint c;
+  c.kind = count("model kind", 1) == 0 ? AutoencoderKind::kFisherNet : AutoencoderKind::kVae;
+  c.data_size = count("data size", 1e8);
+  c.latent = count("latent size", 1e6);
+  const Eigen::Index layers = count("hidden layer count", 100);
+  for (Eigen::Index l = 0; l < layers; ++l) c.hidden.push_back(count("hidden width", 1e6));
+  const auto seed_high = static_cast<std::uint64_t>(count("seed", 4294967295.0));
+  const auto seed_low = static_cast<std::uint64_t>(count("seed", 4294967295.0));
+  c.options.seed = (seed_high << 32) | seed_low;
+  c.options.batch = count("batch size", 1e9);
+  c.options.learning_rate = next("learning rate");
+  c.options.noise_learning_rate = next("noise learning rate");
+  c.options.threads = static_cast<int>(count("thread count", 1e6));
+  c.options.epochs = static_cast<int>(count("epoch count", 1e9));
+  c.train_size = count("training set size", 1e12);
+  c.epochs_done = static_cast<int>(count("epochs done", 1e9));
+  c.steps = count("step count", 1e15);
+  const Eigen::Index p = count("parameter count", 1e10);
+  if (p < 2) checkpoint_error(path, "has too few parameters");
+  for (auto [a_ptr, n] : {std::pair{&c.params, p}, std::pair{&c.network_m, p - 1},
+                          std::pair{&c.network_v, p - 1}, std::pair{&c.noise_m, Eigen::Index{1}},
+                          std::pair{&c.noise_v, Eigen::Index{1}}}) {
+    if (v.size() - at < n) checkpoint_error(path, "is truncated (in the parameters)");
+    *a_ptr = v.segment(at, n).cast<float>();
+    if (!a_ptr->allFinite()) checkpoint_error(path, "has non-finite parameters or moments");
+    at += n;
+  }
+  const Eigen::Index records = count("history length", 1e9);
+  for (Eigen::Index r = 0; r < records; ++r) {
+    EpochRecord e;
+    e.epoch = static_cast<int>(count("epoch number", 1e9));
+    e.train_loss = next("train loss");
+    e.test_mse = next("test MSE");
+    e.noise_std = next("noise std");
+    e.seconds = next("epoch time");
+    e.images_per_s = next("throughput");
+    c.history.push_back(e);
+  }
+  if (at != v.size()) checkpoint_error(path, "has trailing values");
+  if (static_cast<Eigen::Index>(c.history.size()) != c.epochs_done)
+    checkpoint_error(path, "has a history that does not match its epoch count");
+  const Autoencoder model(c.kind, c.data_size, c.latent, c.hidden);
+  if (model.parameter_count() != p)
+    checkpoint_error(path, "has " + std::to_string(p) + " parameters, its model has " +
+                               std::to_string(model.parameter_count()));
+  return c;
+}
+
+void check_checkpoint_matches(const TrainingCheckpoint& c, const Autoencoder& model,
+                              const TrainingOptions& o, Eigen::Index train_size) {
+  auto differ = [](const std::string& what, const std::string& theirs, const std::string& ours) {
+    throw InvalidArgument("the checkpoint is from another run: its " + what + " is " + theirs +
+                          ", this run's is " + ours);
+  };
+  auto hidden = [](const std::vector<Eigen::Index>& h) {
+    std::string s;
+    for (Eigen::Index x : h) s += (s.empty() ? "" : ",") + std::to_string(x);
+    return s;
+  };
+  if (c.kind != model.kind())
+    differ("model", autoencoder_kind_name(c.kind), autoencoder_kind_name(model.kind()));
+  if (c.latent != model.latent())
+    differ("latent size", std::to_string(c.latent), std::to_string(model.latent()));
+  if (c.data_size != model.data_size())
+    differ("data size", std::to_string(c.data_size), std::to_string(model.data_size()));
+  if (c.hidden != model.hidden()) differ("hidden widths", hidden(c.hidden), hidden(model.hidden()));
+  if (c.options.seed != o.seed)
+    differ("seed", std::to_string(c.options.seed), std::to_string(o.seed));
+  if (c.options.batch != o.batch)
+    differ("batch size", std::to_string(c.options.batch), std::to_string(o.batch));
+  if (c.options.learning_rate != o.learning_rate)
+    differ("learning rate", std::to_string(c.options.learning_rate),
+           std::to_string(o.learning_rate));
+  if (c.options.noise_learning_rate != o.noise_learning_rate)
+    differ("noise learning rate", std::to_string(c.options.noise_learning_rate),
+           std::to_string(o.noise_learning_rate));
+  if (c.options.threads != o.threads)
+    differ("thread count (results depend on it through the summation order)",
+           std::to_string(c.options.threads), std::to_string(o.threads));
+  if (c.train_size != train_size)
+    differ("training set size", std::to_string(c.train_size), std::to_string(train_size));
+}
+
+// ------------------------------------------------------------------------------ training
+
+TrainingCheckpoint start_training(const Autoencoder& model, const TrainingOptions& options,
+                                  Eigen::Index train_size) {
+  TrainingCheckpoint c;
+  c.kind = model.kind();
+  c.data_size = model.data_size();
+  c.latent = model.latent();
+  c.hidden = model.hidden();
+  c.options = options;
+  c.train_size = train_size;
+  c.params = model.initialize(options.seed);
+  const Eigen::Index p = model.parameter_count();
+  c.network_m = c.network_v = Vector<float>::Zero(p - 1);
+  c.noise_m = c.noise_v = Vector<float>::Zero(1);
+  return c;
+}
+
+TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOptions& options,
+                                     const Matrix<float>& train, const Matrix<float>& test,
+                                     TrainingCheckpoint state, const TrainingCallbacks& callbacks) {
+  constexpr std::string_view fn = "train_autoencoder";
+  check_argument(options.epochs >= 1 && options.batch >= 1 && options.threads >= 1 &&
+                     options.learning_rate > 0 && options.noise_learning_rate >= 0,
+                 fn, "options",
+                 "need epochs, batch and threads >= 1 and positive learning rates");
+  check_argument(train.rows() >= 1 && train.cols() == model.data_size(), fn, "train",
+                 "must have rows of the model's data size");
+  check_argument(test.rows() >= 1 && test.cols() == model.data_size(), fn, "test",
+                 "must have rows of the model's data size");
+  check_argument(train.allFinite() && test.allFinite(), fn, "train, test",
+                 "must be finite");
+  check_checkpoint_matches(state, model, options, train.rows());
+  const Eigen::Index p = model.parameter_count(), n_train = train.rows(), k = model.data_size();
+  const Eigen::Index d = model.latent(), batch = options.batch;
+  const bool fisher = model.kind() == AutoencoderKind::kFisherNet;
+
+  Adam<float> network_adam(p - 1, {static_cast<float>(options.learning_rate)});
+  Adam<float> noise_adam(1, {static_cast<float>(options.noise_learning_rate > 0
+                                                    ? options.noise_learning_rate
+                                                    : options.learning_rate)});
+  network_adam.restore(state.network_m, state.network_v, state.steps);
+  noise_adam.restore(state.noise_m, state.noise_v, state.steps);
+  Vector<float>& params = state.params;
+
+  tbb::task_arena arena(options.threads);
+  const Eigen::Index batches = (n_train + batch - 1) / batch;
+  std::vector<Eigen::Index> order(static_cast<std::size_t>(n_train));
+  Matrix<float> x(batch, k);
+  std::vector<FisherNetLoss<float>> parts(static_cast<std::size_t>(options.threads));
+  Vector<float> gradient(p);
+
+  for (int epoch = state.epochs_done + 1; epoch <= options.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::iota(order.begin(), order.end(), Eigen::Index{0});
+    std::mt19937_64 shuffle_rng(mix(options.seed, 0x5eed, static_cast<std::uint64_t>(epoch)));
+    std::shuffle(order.begin(), order.end(), shuffle_rng);
+    double loss_sum = 0.0;
+    Eigen::Index seen = 0;
+    for (Eigen::Index b = 0; b < batches; ++b) {
+      const Eigen::Index rows = std::min(batch, n_train - b * batch);
+      if (x.rows() != rows) x.resize(rows, k);
+      for (Eigen::Index i = 0; i < rows; ++i)
+        x.row(i) = train.row(order[static_cast<std::size_t>(b * batch + i)]);
+      const std::uint64_t step = static_cast<std::uint64_t>(state.steps) + 1;
+      int used = 0;
+      arena.execute([&] {
+        for_each_part(rows, kNoiseBlockRows, options.threads,
+                      [&](int part, Eigen::Index begin, Eigen::Index end) {
+          const Eigen::Index m = end - begin;
+          Matrix<float> n(fisher ? m : 0, k), eta(m, d);
+          std::normal_distribution<float> normal;
+          for (Eigen::Index r0 = begin; r0 < end; r0 += kNoiseBlockRows) {
+            std::mt19937_64 rng(mix(options.seed, step, static_cast<std::uint64_t>(r0)));
+            const Eigen::Index r1 = std::min(end, r0 + kNoiseBlockRows);
+            for (Eigen::Index r = r0; r < r1; ++r) {
+              for (Eigen::Index j = 0; j < d; ++j) eta(r - begin, j) = normal(rng);
+              if (fisher)
+                for (Eigen::Index j = 0; j < k; ++j) n(r - begin, j) = normal(rng);
+            }
+          }
+          parts[static_cast<std::size_t>(part)] =
+              model.loss(params, Matrix<float>(x.middleRows(begin, m)), n, eta, n_train);
+        });
+      });
+      used = static_cast<int>(std::min<Eigen::Index>(
+          options.threads, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows));
+      double value = 0.0;
+      for (int i = 0; i < used; ++i) value += parts[static_cast<std::size_t>(i)].value;
+      const Vector<float>* g = &parts[0].gradient;
+      if (used > 1) {
+        gradient = parts[0].gradient;
+        for (int i = 1; i < used; ++i) gradient += parts[static_cast<std::size_t>(i)].gradient;
+        g = &gradient;
+      }
+      // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
+      // checking the loss catches divergence within one step without a pass over the gradient.
+      if (!std::isfinite(value))
+        throw std::runtime_error("training diverged: the loss or its gradient is not finite at "
+                                 "epoch " + std::to_string(epoch) + ", step " +
+                                 std::to_string(step) + " (try a smaller learning rate)");
+      const float scale = 1.0F / static_cast<float>(rows);  // the batch mean
+      network_adam.step(params.head(p - 1), g->head(p - 1), scale);
+      noise_adam.step(params.tail(1), g->tail(1), scale);
+      state.steps = network_adam.steps();
+      loss_sum += value;
+      seen += rows;
+      if (callbacks.on_batch) {
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        callbacks.on_batch({epoch, b + 1, batches, loss_sum / static_cast<double>(seen),
+                            static_cast<double>(seen) / std::max(s, 1e-9), s});
+      }
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EpochRecord record;
+    record.epoch = epoch;
+    record.train_loss = loss_sum / static_cast<double>(n_train);
+    record.test_mse = test_mse(model, params, test, options.threads);
+    record.noise_std = model.noise_std(params);
+    record.seconds = seconds;
+    record.images_per_s = static_cast<double>(n_train) / seconds;
+    state.history.push_back(record);
+    state.epochs_done = epoch;
+    state.options.epochs = options.epochs;
+    state.network_m = network_adam.first_moment();
+    state.network_v = network_adam.second_moment();
+    state.noise_m = noise_adam.first_moment();
+    state.noise_v = noise_adam.second_moment();
+    if (callbacks.on_epoch) callbacks.on_epoch(state);
+  }
+  return state;
+}
+
+}  // namespace infield::neural

@@ -1,0 +1,270 @@
+// FisherNet and VAE training: the VAE loss's gradient against finite differences (float64), the
+// training step against the FisherNet core, overfitting a small set, exact resume from a
+// checkpoint, independence of the thread count, checkpoint validation, latent covariances.
+#include "infield/models/autoencoder.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "infield/error.h"
+#include "infield/npy.h"
+
+namespace infield {
+namespace {
+
+using neural::Activation;
+using neural::Autoencoder;
+using neural::AutoencoderKind;
+using neural::Matrix;
+using neural::Mlp;
+using neural::Vector;
+
+template <typename T>
+Matrix<T> normal_matrix(Eigen::Index r, Eigen::Index c, std::mt19937_64& rng) {
+  std::normal_distribution<double> g;
+  Matrix<T> m(r, c);
+  for (auto& v : m.reshaped()) v = static_cast<T>(g(rng));
+  return m;
+}
+
+/// Images with structure an autoencoder can learn: each a mix of 3 smooth random patterns, in
+/// [0, 1], 8 x 8 pixels.
+Matrix<float> pattern_images(Eigen::Index count, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const Matrix<float> basis = normal_matrix<float>(3, 64, rng);
+  const Matrix<float> weights = normal_matrix<float>(count, 3, rng);
+  Matrix<float> x = weights * basis;
+  x = (1.0F / (1.0F + (-x.array()).exp())).matrix();
+  return x;
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("infield_autoencoder_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TEST(Vae, LossGradientMatchesFiniteDifferences) {
+  const Mlp<double> encoder({6, 5, 4}, {Activation::kTanh, Activation::kIdentity});
+  const Mlp<double> decoder({2, 7, 6}, {Activation::kSoftplus, Activation::kSigmoid});
+  std::mt19937_64 rng(11);
+  Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
+  params << encoder.initialize(neural::Initialization::kGlorotUniform, rng),
+      decoder.initialize(neural::Initialization::kGlorotUniform, rng), -0.7;
+  const Matrix<double> data = (normal_matrix<double>(5, 6, rng).array() * 0.2 + 0.5).matrix();
+  const Matrix<double> eps = normal_matrix<double>(5, 2, rng);
+  const auto loss = neural::vae_loss(encoder, decoder, params, data, eps, 50);
+  Eigen::VectorXd fd(params.size());
+  const double h = 1e-6;
+  for (Eigen::Index i = 0; i < params.size(); ++i) {
+    Vector<double> p = params, m = params;
+    p[i] += h;
+    m[i] -= h;
+    fd[i] = (neural::vae_loss(encoder, decoder, p, data, eps, 50).value -
+             neural::vae_loss(encoder, decoder, m, data, eps, 50).value) /
+            (2 * h);
+  }
+  EXPECT_LE((loss.gradient - fd).norm(), 1e-7 * fd.norm());
+  const Eigen::Index last = params.size() - 1;
+  EXPECT_NEAR(loss.gradient[last], fd[last], 1e-6 * std::abs(fd[last]) + 1e-9);
+  // The value by hand: KL of N(mu, diag s^2) to N(0, 1) plus the Gaussian likelihood.
+  const Matrix<double> hidden = encoder.forward(params.head(encoder.parameter_count()), data);
+  double kl = 0.0;
+  Matrix<double> z(5, 2);
+  for (Eigen::Index i = 0; i < 5; ++i)
+    for (Eigen::Index a = 0; a < 2; ++a) {
+      const double mu = hidden(i, a), lv = hidden(i, 2 + a);
+      kl += 0.5 * (mu * mu + std::exp(lv) - lv - 1.0);
+      z(i, a) = mu + std::exp(0.5 * lv) * eps(i, a);
+    }
+  const Matrix<double> f =
+      decoder.forward(params.segment(encoder.parameter_count(), decoder.parameter_count()), z);
+  const double zeta = params[last];
+  const double expected = kl + 0.5 * (5 * zeta * zeta / 50 + 5 * 6 * zeta +
+                                      std::exp(-zeta) * (data - f).squaredNorm());
+  EXPECT_NEAR(loss.value, expected, 1e-12 * std::abs(expected));
+  EXPECT_THROW(neural::vae_loss(decoder, decoder, params, data, eps, 50), InvalidArgument);
+}
+
+TEST(FisherNet, TrainingStepIsTheCoreLossAtResidualsDrawnAtTheMean) {
+  const Mlp<double> encoder({6, 5, 3}, {Activation::kRelu, Activation::kIdentity});
+  const Mlp<double> decoder({3, 7, 6}, {Activation::kRelu, Activation::kIdentity});
+  std::mt19937_64 rng(12);
+  Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
+  params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
+      decoder.initialize(neural::Initialization::kUniformFanIn, rng), -0.4;
+  const Matrix<double> data = normal_matrix<double>(4, 6, rng);
+  const Matrix<double> n = normal_matrix<double>(4, 6, rng), eta = normal_matrix<double>(4, 3, rng);
+  const auto step = neural::fishernet_step(encoder, decoder, params, data, n, eta, 40);
+  const Matrix<double> mu = encoder.forward(params.head(encoder.parameter_count()), data);
+  const Vector<double> pd = params.segment(encoder.parameter_count(), decoder.parameter_count());
+  const Matrix<double> residuals =
+      neural::latent_residuals(decoder, pd, mu, std::exp(params[params.size() - 1]), n, eta);
+  const auto loss = neural::fishernet_loss(encoder, decoder, params, data, residuals, 40);
+  EXPECT_NEAR(step.value, loss.value, 1e-12 * std::abs(loss.value));
+  EXPECT_LE((step.gradient - loss.gradient).norm(), 1e-12 * loss.gradient.norm());
+}
+
+TEST(Autoencoder, FisherNetCovariancesAreInverseMetrics) {
+  const Autoencoder model(AutoencoderKind::kFisherNet, 64, 3, {32, 32});
+  Vector<float> params = model.initialize(3);
+  params[params.size() - 1] = -1.0F;
+  const Matrix<float> x = pattern_images(5, 4);
+  const Matrix<float> cov = model.latent_covariances(params, x);
+  const Matrix<float> mu = model.encode_mean(params, x);
+  const Eigen::Index pe = model.encoder().parameter_count();
+  const auto metrics = neural::latent_metrics(
+      neural::decoder_jacobians(model.decoder(),
+                                Vector<float>(params.segment(pe, model.decoder().parameter_count())),
+                                mu),
+      std::exp(-1.0F));
+  for (Eigen::Index i = 0; i < 5; ++i) {
+    const Eigen::Map<const Matrix<float>> c(cov.row(i).data(), 3, 3);
+    const Eigen::MatrixXd product =
+        c.cast<double>() * metrics[static_cast<std::size_t>(i)].cast<double>();
+    EXPECT_LE((product - Eigen::MatrixXd::Identity(3, 3)).norm(), 1e-4) << i;
+  }
+  // The VAE's is diagonal and positive.
+  const Autoencoder vae(AutoencoderKind::kVae, 64, 3, {32});
+  const Matrix<float> vc = vae.latent_covariances(vae.initialize(1), x);
+  EXPECT_GT(vc(0, 0), 0.0F);
+  EXPECT_EQ(vc(0, 1), 0.0F);
+}
+
+/// Trains `model` on 256 pattern images and returns the test-on-train MSE.
+double overfit(AutoencoderKind kind, int epochs) {
+  const Autoencoder model(kind, 64, 5, {128, 128});
+  const Matrix<float> x = pattern_images(256, 21);
+  neural::TrainingOptions o;
+  o.epochs = epochs;
+  o.batch = 32;
+  o.learning_rate = 2e-3;
+  o.noise_learning_rate = 2e-2;
+  o.seed = 5;
+  const auto state = neural::train_autoencoder(model, o, x, x,
+                                               neural::start_training(model, o, x.rows()), {});
+  return state.history.back().test_mse;
+}
+
+TEST(Autoencoder, OverfittingASmallSetDrivesTheErrorDown) {
+  // Pixel variance of the set is about 0.04; an autoencoder that memorises reaches far below.
+  const double fisher = overfit(AutoencoderKind::kFisherNet, 150);
+  const double vae = overfit(AutoencoderKind::kVae, 150);
+  EXPECT_LT(fisher, 0.005);
+  EXPECT_LT(vae, 0.005);
+  // Not trivially so: after one epoch both are far above the bound.
+  EXPECT_GT(overfit(AutoencoderKind::kFisherNet, 1), 0.01);
+  EXPECT_GT(overfit(AutoencoderKind::kVae, 1), 0.01);
+  std::printf("test-on-train MSE after 150 epochs: FisherNet %.5f, VAE %.5f\n", fisher, vae);
+}
+
+TEST(Autoencoder, ResumedTrainingContinuesExactly) {
+  for (AutoencoderKind kind : {AutoencoderKind::kFisherNet, AutoencoderKind::kVae}) {
+    for (int threads : {1, 2}) {
+      const Autoencoder model(kind, 64, 2, {24});
+      const Matrix<float> train = pattern_images(100, 7), test = pattern_images(20, 8);
+      neural::TrainingOptions o;
+      o.epochs = 3;
+      o.batch = 16;
+      o.learning_rate = 1e-3;
+      o.seed = 99;
+      o.threads = threads;
+      const auto whole =
+          neural::train_autoencoder(model, o, train, test, neural::start_training(model, o, 100), {});
+      // Interrupted after epoch 1: the checkpoint written then, read back, trained on.
+      const auto dir = temp_dir("resume");
+      neural::TrainingOptions first = o;
+      first.epochs = 1;
+      neural::train_autoencoder(model, first, train, test, neural::start_training(model, o, 100),
+                                {nullptr, [&](const neural::TrainingCheckpoint& c) {
+                                   neural::save_checkpoint(dir / "checkpoint.npy", c);
+                                 }});
+      const auto resumed = neural::train_autoencoder(
+          model, o, train, test, neural::load_checkpoint(dir / "checkpoint.npy"), {});
+      EXPECT_EQ(resumed.params, whole.params) << neural::autoencoder_kind_name(kind) << threads;
+      EXPECT_EQ(resumed.network_v, whole.network_v);
+      EXPECT_EQ(resumed.steps, whole.steps);
+      ASSERT_EQ(resumed.history.size(), 3u);
+      EXPECT_EQ(resumed.history[2].test_mse, whole.history[2].test_mse);
+      EXPECT_EQ(resumed.history[2].train_loss, whole.history[2].train_loss);
+    }
+  }
+}
+
+TEST(Autoencoder, ThreadCountChangesOnlyTheSummationOrder) {
+  const Autoencoder model(AutoencoderKind::kFisherNet, 64, 3, {32});
+  const Matrix<float> train = pattern_images(128, 7);
+  neural::TrainingOptions o;
+  o.epochs = 1;
+  o.batch = 64;
+  o.learning_rate = 1e-3;
+  const auto one =
+      neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
+  o.threads = 2;
+  const auto two =
+      neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
+  // Same noise and shuffle; float sums in another order: relative differences of float rounding.
+  EXPECT_NEAR(one.history[0].train_loss, two.history[0].train_loss,
+              1e-5 * std::abs(one.history[0].train_loss));
+  EXPECT_LE((one.params - two.params).norm(), 1e-4 * one.params.norm());
+}
+
+TEST(Autoencoder, CheckpointsFromOtherRunsOrDamagedFilesAreRejected) {
+  const Autoencoder model(AutoencoderKind::kFisherNet, 64, 2, {24});
+  neural::TrainingOptions o;
+  o.seed = 4;
+  const auto state = neural::start_training(model, o, 100);
+  const auto dir = temp_dir("damaged");
+  const auto path = dir / "checkpoint.npy";
+  neural::save_checkpoint(path, state);
+  const auto loaded = neural::load_checkpoint(path);
+  EXPECT_EQ(loaded.params, state.params);
+  EXPECT_NO_THROW(neural::check_checkpoint_matches(loaded, model, o, 100));
+  // Another model, latent size, seed, thread count or data set.
+  EXPECT_THROW(neural::check_checkpoint_matches(
+                   loaded, Autoencoder(AutoencoderKind::kVae, 64, 2, {24}), o, 100),
+               InvalidArgument);
+  EXPECT_THROW(neural::check_checkpoint_matches(
+                   loaded, Autoencoder(AutoencoderKind::kFisherNet, 64, 3, {24}), o, 100),
+               InvalidArgument);
+  neural::TrainingOptions other = o;
+  other.seed = 5;
+  EXPECT_THROW(neural::check_checkpoint_matches(loaded, model, other, 100), InvalidArgument);
+  other = o;
+  other.threads = 2;
+  EXPECT_THROW(neural::check_checkpoint_matches(loaded, model, other, 100), InvalidArgument);
+  EXPECT_THROW(neural::check_checkpoint_matches(loaded, model, o, 101), InvalidArgument);
+  // Truncated, with a non-finite parameter, not a checkpoint at all.
+  NpyArray raw = read_npy(path);
+  write_npy(dir / "truncated.npy", {raw.values.size() - 10}, raw.values.head(raw.values.size() - 10));
+  EXPECT_THROW(neural::load_checkpoint(dir / "truncated.npy"), FileError);
+  raw.values[40] = std::nan("");
+  write_npy(dir / "nan.npy", raw.shape, raw.values);
+  EXPECT_THROW(neural::load_checkpoint(dir / "nan.npy"), FileError);
+  write_npy(dir / "other.npy", {3}, Eigen::Vector3d(1, 2, 3));
+  EXPECT_THROW(neural::load_checkpoint(dir / "other.npy"), FileError);
+  std::ofstream(dir / "garbage.npy") << "not a file of numbers";
+  EXPECT_THROW(neural::load_checkpoint(dir / "garbage.npy"), FileError);
+}
+
+TEST(Autoencoder, DivergenceIsReportedNotHidden) {
+  const Autoencoder model(AutoencoderKind::kVae, 64, 2, {16});
+  Matrix<float> train = pattern_images(32, 3);
+  neural::TrainingOptions o;
+  o.batch = 16;
+  auto state = neural::start_training(model, o, 32);
+  state.params[0] = 1e30F;  // overflows in the first layer
+  EXPECT_THROW(neural::train_autoencoder(model, o, train, train, state, {}), std::runtime_error);
+  train(0, 0) = std::nanf("");
+  EXPECT_THROW(neural::train_autoencoder(model, o, train, train,
+                                         neural::start_training(model, o, 32), {}),
+               InvalidArgument);
+}
+
+}  // namespace
+}  // namespace infield
