@@ -1,0 +1,190 @@
+// Runs `infield fishernet train | evaluate | encode | sample` on a tiny IDX data set and checks
+// what they write, that a resumed run equals an uninterrupted one, and how bad input fails.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "cli_run.h"
+#include "infield/models/idx.h"
+#include "infield/npy.h"
+
+namespace infield {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::CliRun;
+
+CliRun run(const std::string& args) { return testing::run_cli("fishernet " + args); }
+
+/// Images of `side` x `side` pixels: a bright square whose position depends on the class.
+void write_split(const fs::path& dir, const std::string& split, int count, int side,
+                 std::uint64_t seed) {
+  fs::create_directories(dir);
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> noise(0, 40);
+  std::vector<std::uint8_t> images, labels;
+  for (int i = 0; i < count; ++i) {
+    const int label = i % 10;
+    labels.push_back(static_cast<std::uint8_t>(label));
+    for (int r = 0; r < side; ++r)
+      for (int c = 0; c < side; ++c) {
+        const bool on = r / 3 == label % 3 && c / 3 == label / 3 % 3;
+        images.push_back(static_cast<std::uint8_t>((on ? 200 : 0) + noise(rng)));
+      }
+  }
+  write_idx(dir / (split + "-images-idx3-ubyte"), {count, side, side}, images);
+  write_idx(dir / (split + "-labels-idx1-ubyte"), {count}, labels);
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class FisherNetCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("infield_fishernet_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    write_split(dir_ / "data", "train", 200, 9, 1);
+    write_split(dir_ / "data", "t10k", 50, 9, 2);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string train_args(const std::string& out, int epochs, const std::string& more = "") const {
+    return "train --model fishernet --latent 2 --hidden 32,32 --batch 16 --lr 1e-3 --seed 3 "
+           "--epochs " + std::to_string(epochs) + " --data " + (dir_ / "data").string() +
+           " --out " + (dir_ / out).string() + " --quiet " + more;
+  }
+  fs::path dir_;
+};
+
+TEST_F(FisherNetCli, TrainWritesMetricsLatentsAndFigures) {
+  const CliRun r = run(train_args("run", 2));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("test MSE"));
+  const fs::path run_dir = dir_ / "run";
+  for (const char* f : {"checkpoint.npy", "config.json", "metrics.csv", "reconstructions.png",
+                        "samples.png", "latent_scatter.png", "mse.png"})
+    EXPECT_TRUE(fs::exists(run_dir / f)) << f;
+  const std::string csv = read_text(run_dir / "metrics.csv");
+  EXPECT_THAT(csv, HasSubstr("epoch,train_loss,test_mse,noise_std,seconds,images_per_s\n1,"));
+  EXPECT_THAT(csv, HasSubstr("\n2,"));
+  EXPECT_EQ(read_npy(run_dir / "latent_test_mean.npy").shape, (std::vector<Eigen::Index>{50, 2}));
+  const NpyArray cov = read_npy(run_dir / "latent_test_covariance.npy");
+  EXPECT_EQ(cov.shape, (std::vector<Eigen::Index>{50, 2, 2}));
+  // Covariances M^-1 of FisherNet: symmetric, positive, below the prior's (M >= 1).
+  EXPECT_NEAR(cov.values[1], cov.values[2], 1e-6);
+  EXPECT_GT(cov.values[0], 0.0);
+  EXPECT_LE(cov.values[0], 1.0 + 1e-6);
+  const NpyArray labels = read_npy(run_dir / "latent_test_labels.npy");
+  EXPECT_EQ(labels.values[13], 3.0);
+
+  // evaluate gives the test MSE of the last epoch.
+  const CliRun e = run("evaluate --run " + run_dir.string());
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_THAT(e.output, HasSubstr("test MSE"));
+  EXPECT_TRUE(fs::exists(run_dir / "evaluation.json"));
+
+  // encode and sample.
+  const CliRun enc = run("encode --run " + run_dir.string() + " --images " +
+                         (dir_ / "data" / "t10k-images-idx3-ubyte").string() + " --out " +
+                         (dir_ / "z.npy").string() + " --covariance " + (dir_ / "c.npy").string());
+  ASSERT_EQ(enc.status, 0) << enc.output;
+  EXPECT_EQ(read_npy(dir_ / "z.npy").values, read_npy(run_dir / "latent_test_mean.npy").values);
+  for (const char* density : {"gaussian", "mkde"}) {
+    const CliRun s = run("sample --run " + run_dir.string() + " --n 12 --latent-density " +
+                         density + " --out " + (dir_ / density).string());
+    ASSERT_EQ(s.status, 0) << s.output;
+    EXPECT_EQ(read_npy(dir_ / density / "samples.npy").shape,
+              (std::vector<Eigen::Index>{12, 81}));
+    EXPECT_TRUE(fs::exists(dir_ / density / "samples.png"));
+  }
+}
+
+TEST_F(FisherNetCli, ResumedRunEqualsUninterruptedRun) {
+  ASSERT_EQ(run(train_args("whole", 3)).status, 0);
+  ASSERT_EQ(run(train_args("parts", 1)).status, 0);
+  const CliRun again = run(train_args("parts", 3));
+  EXPECT_NE(again.status, 0);
+  EXPECT_THAT(again.output, HasSubstr("--resume"));
+  const CliRun resumed = run(train_args("parts", 3, "--resume"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(read_npy(dir_ / "parts" / "latent_test_mean.npy").values,
+            read_npy(dir_ / "whole" / "latent_test_mean.npy").values);
+  // The same losses and test errors, epoch by epoch (times differ).
+  auto columns = [&](const std::string& run_name) {
+    std::istringstream in(read_text(dir_ / run_name / "metrics.csv"));
+    std::string line, out;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string f[4];
+      for (auto& x : f) std::getline(fields, x, ',');
+      out += f[0] + f[1] + f[2] + f[3] + "\n";
+    }
+    return out;
+  };
+  EXPECT_EQ(columns("parts"), columns("whole"));
+}
+
+TEST_F(FisherNetCli, CheckpointsOfAnotherModelOrLatentSizeAreRejected) {
+  ASSERT_EQ(run(train_args("run", 1)).status, 0);
+  const std::string base = "train --latent 2 --hidden 32,32 --batch 16 --lr 1e-3 --seed 3 "
+                           "--epochs 2 --quiet --resume --data " +
+                           (dir_ / "data").string() + " --out " + (dir_ / "run").string();
+  const CliRun vae = run(base + " --model vae");
+  EXPECT_NE(vae.status, 0);
+  EXPECT_THAT(vae.output, HasSubstr("model is fishernet, this run's is vae"));
+  const CliRun latent = run("train --model fishernet --latent 3 --hidden 32,32 --batch 16 --lr "
+                            "1e-3 --seed 3 --epochs 2 --quiet --resume --data " +
+                            (dir_ / "data").string() + " --out " + (dir_ / "run").string());
+  EXPECT_NE(latent.status, 0);
+  EXPECT_THAT(latent.output, HasSubstr("latent size is 2"));
+  // A damaged checkpoint.
+  std::ofstream(dir_ / "run" / "checkpoint.npy", std::ios::trunc) << "garbage";
+  const CliRun damaged = run(train_args("run", 2, "--resume"));
+  EXPECT_NE(damaged.status, 0);
+  EXPECT_THAT(damaged.output, HasSubstr("checkpoint.npy"));
+}
+
+TEST_F(FisherNetCli, BadDataFailsClearly) {
+  // Truncated training images.
+  const fs::path images = dir_ / "data" / "train-images-idx3-ubyte";
+  fs::resize_file(images, fs::file_size(images) - 100);
+  CliRun r = run(train_args("run", 1));
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("train-images-idx3-ubyte"));
+  // Test images of another size than the training images.
+  write_split(dir_ / "data", "train", 200, 9, 1);
+  write_split(dir_ / "data", "t10k", 50, 7, 2);
+  r = run(train_args("run2", 1));
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("7 x 7 = 49 pixels, the model's data size is 81"));
+  // A missing data directory, a run directory without a run, encode of wrong-size images.
+  r = run("train --data " + (dir_ / "none").string() + " --out " + (dir_ / "run3").string());
+  EXPECT_NE(r.status, 0);
+  r = run("evaluate --run " + (dir_ / "none").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("holds no run"));
+  write_split(dir_ / "data", "t10k", 50, 9, 2);
+  ASSERT_EQ(run(train_args("run4", 1)).status, 0);
+  write_split(dir_ / "small", "t10k", 5, 7, 2);
+  r = run("encode --run " + (dir_ / "run4").string() + " --images " +
+          (dir_ / "small" / "t10k-images-idx3-ubyte").string() + " --out " +
+          (dir_ / "z.npy").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("model's data size is 81"));
+}
+
+}  // namespace
+}  // namespace infield
