@@ -473,10 +473,10 @@ std::function<int()> register_fishernet_command(CLI::App& app) {
   cmd->require_subcommand(1);
 
   CLI::App* train = cmd->add_subcommand("train", "train a model; checkpoints after every epoch");
-  train->add_option("--model", o->model, "fishernet | vae")
-      ->check(CLI::IsMember({"fishernet", "vae"}));
+  train->add_option("--model", o->model, "fishernet | vae | cvae")
+      ->check(CLI::IsMember({"fishernet", "vae", "cvae"}));
   train->add_option("--latent", o->latent, "latent dimension D")->check(CLI::Range(1, 4096));
-  train->add_option("--hidden", o->hidden, "hidden widths of encoder and decoder")
+  train->add_option("--hidden", o->hidden, "hidden widths of encoder and decoder (not the CVAE)")
       ->delimiter(',');
   train->add_option("--epochs", o->training.epochs, "epochs to train in all")
       ->check(CLI::Range(1, 100000));

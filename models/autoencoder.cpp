@@ -1,5 +1,6 @@
 #include "infield/models/autoencoder.h"
 
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -88,19 +89,28 @@ constexpr double kCheckpointVersion = 1.0;
 }  // namespace
 
 std::string autoencoder_kind_name(AutoencoderKind kind) {
-  return kind == AutoencoderKind::kFisherNet ? "fishernet" : "vae";
+  switch (kind) {
+    case AutoencoderKind::kFisherNet: return "fishernet";
+    case AutoencoderKind::kVae: return "vae";
+    case AutoencoderKind::kCvae: return "cvae";
+  }
+  return "?";
 }
 
 AutoencoderKind parse_autoencoder_kind(const std::string& name) {
   if (name == "fishernet") return AutoencoderKind::kFisherNet;
   if (name == "vae") return AutoencoderKind::kVae;
+  if (name == "cvae") return AutoencoderKind::kCvae;
   throw InvalidArgument("parse_autoencoder_kind: unknown model '" + name +
-                        "' (expected fishernet or vae)");
+                        "' (expected fishernet, vae or cvae)");
 }
 
-template <typename T>
-FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
-                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size) {
+namespace {
+
+template <typename T, typename Net>
+FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vector<T>& params,
+                               const Matrix<T>& data, const Matrix<T>& eps,
+                               Eigen::Index dataset_size) {
   constexpr std::string_view fn = "vae_loss";
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
   const Eigen::Index d = decoder.input_size();
@@ -120,7 +130,7 @@ FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Ve
   const auto k = static_cast<double>(data.cols());
   const auto p = static_cast<double>(dataset_size);
 
-  typename Mlp<T>::Cache enc_cache, dec_cache;
+  typename Net::Cache enc_cache, dec_cache;
   const Matrix<T> h = encoder.forward(pen, data, &enc_cache);
   const auto mu = h.leftCols(d).array();
   const auto log_var = h.rightCols(d).array();
@@ -147,6 +157,27 @@ FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Ve
   return out;
 }
 
+}  // namespace
+
+template <typename T>
+FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
+                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size) {
+  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size);
+}
+
+template <typename T>
+FisherNetLoss<T> vae_loss(const Sequential<T>& encoder, const Sequential<T>& decoder,
+                          const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& eps,
+                          Eigen::Index dataset_size) {
+  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size);
+}
+
+template FisherNetLoss<float> vae_loss(const Sequential<float>&, const Sequential<float>&,
+                                       const Vector<float>&, const Matrix<float>&,
+                                       const Matrix<float>&, Eigen::Index);
+template FisherNetLoss<double> vae_loss(const Sequential<double>&, const Sequential<double>&,
+                                        const Vector<double>&, const Matrix<double>&,
+                                        const Matrix<double>&, Eigen::Index);
 template FisherNetLoss<float> vae_loss(const Mlp<float>&, const Mlp<float>&, const Vector<float>&,
                                        const Matrix<float>&, const Matrix<float>&, Eigen::Index);
 template FisherNetLoss<double> vae_loss(const Mlp<double>&, const Mlp<double>&,
@@ -155,28 +186,56 @@ template FisherNetLoss<double> vae_loss(const Mlp<double>&, const Mlp<double>&,
 
 Autoencoder::Autoencoder(AutoencoderKind kind, Eigen::Index data_size, Eigen::Index latent,
                          std::vector<Eigen::Index> hidden)
-    : kind_(kind),
-      data_size_(data_size),
-      latent_(latent),
-      hidden_(std::move(hidden)),
-      encoder_((check_argument(data_size > 0 && latent > 0 && !hidden_.empty(), "Autoencoder",
-                               "sizes",
-                               "data size and latent size must be positive and there must be at "
-                               "least one hidden layer"),
-                encoder_widths(kind, data_size, latent, hidden_)),
-               relu_then_linear(hidden_.size())),
-      decoder_(decoder_widths(data_size, latent, hidden_), relu_then_linear(hidden_.size())) {}
+    : kind_(kind), data_size_(data_size), latent_(latent), hidden_(std::move(hidden)) {
+  check_argument(data_size > 0 && latent > 0 && !hidden_.empty(), "Autoencoder", "sizes",
+                 "data size and latent size must be positive and there must be at least one "
+                 "hidden layer");
+  if (kind == AutoencoderKind::kCvae) {
+    const auto side = static_cast<Eigen::Index>(std::lround(std::sqrt(double(data_size))));
+    check_argument(side * side == data_size && side % 4 == 0, "Autoencoder", "data_size",
+                   "the CVAE needs square images with a side divisible by 4 (got " +
+                       std::to_string(data_size) + " pixels)");
+    conv_encoder_.emplace(cvae_encoder_layers(side, side, latent));
+    conv_decoder_.emplace(cvae_decoder_layers(side, side, latent));
+    encoder_count_ = conv_encoder_->parameter_count();
+    decoder_count_ = conv_decoder_->parameter_count();
+  } else {
+    encoder_.emplace(encoder_widths(kind, data_size, latent, hidden_),
+                     relu_then_linear(hidden_.size()));
+    decoder_.emplace(decoder_widths(data_size, latent, hidden_), relu_then_linear(hidden_.size()));
+    encoder_count_ = encoder_->parameter_count();
+    decoder_count_ = decoder_->parameter_count();
+  }
+}
 
-Eigen::Index Autoencoder::parameter_count() const {
-  return encoder_.parameter_count() + decoder_.parameter_count() + 1;
+const Mlp<float>& Autoencoder::encoder() const {
+  check_argument(encoder_.has_value(), "Autoencoder::encoder", "kind", "the CVAE has no dense encoder");
+  return *encoder_;
+}
+const Mlp<float>& Autoencoder::decoder() const {
+  check_argument(decoder_.has_value(), "Autoencoder::decoder", "kind", "the CVAE has no dense decoder");
+  return *decoder_;
+}
+const Sequential<float>& Autoencoder::conv_encoder() const {
+  check_argument(conv_encoder_.has_value(), "Autoencoder::conv_encoder", "kind", "only the CVAE has one");
+  return *conv_encoder_;
+}
+const Sequential<float>& Autoencoder::conv_decoder() const {
+  check_argument(conv_decoder_.has_value(), "Autoencoder::conv_decoder", "kind", "only the CVAE has one");
+  return *conv_decoder_;
 }
 
 Vector<float> Autoencoder::initialize(std::uint64_t seed) const {
   std::mt19937_64 rng(mix(seed, 0x1a17));
   Vector<float> p(parameter_count());
-  p.head(encoder_.parameter_count()) = encoder_.initialize(Initialization::kUniformFanIn, rng);
-  p.segment(encoder_.parameter_count(), decoder_.parameter_count()) =
-      decoder_.initialize(Initialization::kUniformFanIn, rng);
+  if (kind_ == AutoencoderKind::kCvae) {
+    p.head(encoder_count_) = conv_encoder_->initialize(rng);
+    p.segment(encoder_count_, decoder_count_) = conv_decoder_->initialize(rng);
+  } else {
+    p.head(encoder_count_) = encoder_->initialize(Initialization::kUniformFanIn, rng);
+    p.segment(encoder_count_, decoder_count_) =
+        decoder_->initialize(Initialization::kUniformFanIn, rng);
+  }
   p[parameter_count() - 1] = 0.0F;
   return p;
 }
@@ -184,38 +243,50 @@ Vector<float> Autoencoder::initialize(std::uint64_t seed) const {
 FisherNetLoss<float> Autoencoder::loss(const Vector<float>& params, const Matrix<float>& data,
                                        const Matrix<float>& n, const Matrix<float>& eta,
                                        Eigen::Index dataset_size) const {
-  if (kind_ == AutoencoderKind::kFisherNet)
-    return fishernet_step(encoder_, decoder_, params, data, n, eta, dataset_size);
-  return vae_loss(encoder_, decoder_, params, data, eta, dataset_size);
+  switch (kind_) {
+    case AutoencoderKind::kFisherNet:
+      return fishernet_step(*encoder_, *decoder_, params, data, n, eta, dataset_size);
+    case AutoencoderKind::kVae:
+      return vae_loss(*encoder_, *decoder_, params, data, eta, dataset_size);
+    case AutoencoderKind::kCvae:
+      return vae_loss(*conv_encoder_, *conv_decoder_, params, data, eta, dataset_size);
+  }
+  throw std::logic_error("Autoencoder::loss: unknown kind");
+}
+
+Matrix<float> Autoencoder::encoder_output(const Vector<float>& params,
+                                          const Matrix<float>& data) const {
+  check_argument(params.size() == parameter_count(), "Autoencoder", "params",
+                 "must have parameter_count() entries");
+  if (conv_encoder_) return conv_encoder_->forward(params.head(encoder_count_), data);
+  return encoder_->forward(params.head(encoder_count_), data);
 }
 
 Matrix<float> Autoencoder::encode_mean(const Vector<float>& params,
                                        const Matrix<float>& data) const {
-  check_argument(params.size() == parameter_count(), "Autoencoder::encode_mean", "params",
-                 "must have parameter_count() entries");
-  Matrix<float> h = encoder_.forward(params.head(encoder_.parameter_count()), data);
-  if (kind_ == AutoencoderKind::kVae) return h.leftCols(latent_);
+  Matrix<float> h = encoder_output(params, data);
+  if (kind_ != AutoencoderKind::kFisherNet) return h.leftCols(latent_);
   return h;
 }
 
 Matrix<float> Autoencoder::latent_covariances(const Vector<float>& params,
                                               const Matrix<float>& data) const {
-  const Eigen::Index d = latent_, pe = encoder_.parameter_count();
+  const Eigen::Index d = latent_;
   Matrix<float> out(data.rows(), d * d);
-  const Matrix<float> h = encoder_.forward(params.head(pe), data);
-  if (kind_ == AutoencoderKind::kVae) {
+  const Matrix<float> h = encoder_output(params, data);
+  if (kind_ != AutoencoderKind::kFisherNet) {
     out.setZero();
     for (Eigen::Index i = 0; i < data.rows(); ++i)
       for (Eigen::Index a = 0; a < d; ++a) out(i, a * d + a) = std::exp(h(i, d + a));
     return out;
   }
-  const auto pdec = params.segment(pe, decoder_.parameter_count());
+  const auto pdec = params.segment(encoder_count_, decoder_count_);
   const float noise_variance = std::exp(params[parameter_count() - 1]);
   constexpr Eigen::Index kChunk = 256;  // bounds the memory of the per-datum Jacobians
   for (Eigen::Index start = 0; start < data.rows(); start += kChunk) {
     const Eigen::Index rows = std::min(kChunk, data.rows() - start);
     const auto metrics =
-        latent_metrics(decoder_jacobians(decoder_, pdec, Matrix<float>(h.middleRows(start, rows))),
+        latent_metrics(decoder_jacobians(*decoder_, pdec, Matrix<float>(h.middleRows(start, rows))),
                        noise_variance);
     for (Eigen::Index i = 0; i < rows; ++i) {
       // In double: M_i can be ill-conditioned when the noise is small.
@@ -230,8 +301,9 @@ Matrix<float> Autoencoder::latent_covariances(const Vector<float>& params,
 Matrix<float> Autoencoder::decode(const Vector<float>& params, const Matrix<float>& z) const {
   check_argument(params.size() == parameter_count(), "Autoencoder::decode", "params",
                  "must have parameter_count() entries");
-  return decoder_.forward(params.segment(encoder_.parameter_count(), decoder_.parameter_count()),
-                          z);
+  const auto pdec = params.segment(encoder_count_, decoder_count_);
+  if (conv_decoder_) return conv_decoder_->forward(pdec, z);
+  return decoder_->forward(pdec, z);
 }
 
 double Autoencoder::noise_std(const Vector<float>& params) const {
@@ -263,7 +335,7 @@ double test_mse(const Autoencoder& model, const Vector<float>& params, const Mat
 void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint& c) {
   std::vector<double> v{kCheckpointTag,
                         kCheckpointVersion,
-                        c.kind == AutoencoderKind::kFisherNet ? 0.0 : 1.0,
+                        static_cast<double>(static_cast<int>(c.kind)),
                         static_cast<double>(c.data_size),
                         static_cast<double>(c.latent),
                         static_cast<double>(c.hidden.size())};
@@ -312,7 +384,7 @@ TrainingCheckpoint load_checkpoint(const std::filesystem::path& path) {
     checkpoint_error(path, "has format version " + std::to_string(v[1]) + ", this build reads " +
                                std::to_string(kCheckpointVersion));
   TrainingCheckpoint c;
-  c.kind = count("model kind", 1) == 0 ? AutoencoderKind::kFisherNet : AutoencoderKind::kVae;
+  c.kind = static_cast<AutoencoderKind>(count("model kind", 2));
   c.data_size = count("data size", 1e8);
   c.latent = count("latent size", 1e6);
   const Eigen::Index layers = count("hidden layer count", 100);
@@ -484,9 +556,17 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       double value = 0.0;
       for (int i = 0; i < used; ++i) value += parts[static_cast<std::size_t>(i)].value;
       const Vector<float>* g = &parts[0].gradient;
-      if (used > 1) {
-        gradient = parts[0].gradient;
-        for (int i = 1; i < used; ++i) gradient += parts[static_cast<std::size_t>(i)].gradient;
+      if (used > 1) {  // the chunk gradients summed in a fixed order, blocks over the threads
+        arena.execute([&] {
+          tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, p, Eigen::Index{1} << 16),
+                            [&](const tbb::blocked_range<Eigen::Index>& r) {
+            const Eigen::Index n = r.end() - r.begin();
+            auto sum = gradient.segment(r.begin(), n);
+            sum = parts[0].gradient.segment(r.begin(), n);
+            for (int i = 1; i < used; ++i)
+              sum += parts[static_cast<std::size_t>(i)].gradient.segment(r.begin(), n);
+          });
+        });
         g = &gradient;
       }
       // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
@@ -496,7 +576,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
                                  "epoch " + std::to_string(epoch) + ", step " +
                                  std::to_string(step) + " (try a smaller learning rate)");
       const float scale = 1.0F / static_cast<float>(rows);  // the batch mean
-      network_adam.step(params.head(p - 1), g->head(p - 1), scale);
+      arena.execute([&] { network_adam.step(params.head(p - 1), g->head(p - 1), scale); });
       noise_adam.step(params.tail(1), g->tail(1), scale);
       state.steps = network_adam.steps();
       loss_sum += value;

@@ -1,5 +1,8 @@
 #include "infield/models/neural.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -181,17 +184,23 @@ void Adam<T>::step(Eigen::Ref<Vector<T>> params, const Eigen::Ref<const Vector<T
   // One pass over cache-sized chunks: each statement below is a vectorised loop over a chunk that
   // stays in L1, so the arrays stream from memory once (a scalar loop does not vectorise: sqrt
   // may set errno).
-  constexpr Eigen::Index kChunk = 2048;
-  for (Eigen::Index start = 0; start < params.size(); start += kChunk) {
-    const Eigen::Index n = std::min(kChunk, params.size() - start);
-    auto p = params.segment(start, n).array();
-    auto m = m_.segment(start, n).array();
-    auto v = v_.segment(start, n).array();
-    const auto g = gradient.segment(start, n).array() * gradient_scale;
-    m = b1 * m + (T(1) - b1) * g;
-    v = b2 * v + (T(1) - b2) * g.square();
-    p -= (lr * c1) * m / ((v * c2).sqrt() + eps);
-  }
+  // Large vectors are split over the threads of the calling task arena (elementwise, so the
+  // result does not depend on the split).
+  constexpr Eigen::Index kChunk = 2048, kChunksPerTask = 32;
+  const Eigen::Index chunks = (params.size() + kChunk - 1) / kChunk;
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, chunks, kChunksPerTask),
+                    [&](const tbb::blocked_range<Eigen::Index>& range) {
+    for (Eigen::Index c = range.begin(); c < range.end(); ++c) {
+      const Eigen::Index start = c * kChunk, n = std::min(kChunk, params.size() - start);
+      auto p = params.segment(start, n).array();
+      auto m = m_.segment(start, n).array();
+      auto v = v_.segment(start, n).array();
+      const auto g = gradient.segment(start, n).array() * gradient_scale;
+      m = b1 * m + (T(1) - b1) * g;
+      v = b2 * v + (T(1) - b2) * g.square();
+      p -= (lr * c1) * m / ((v * c2).sqrt() + eps);
+    }
+  });
 }
 
 template <typename T>

@@ -21,13 +21,17 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
+#include "infield/models/convolution.h"
 #include "infield/models/fishernet.h"
 #include "infield/models/neural.h"
 
 namespace infield::neural {
 
-enum class AutoencoderKind { kFisherNet, kVae };
-/// "fishernet" or "vae".
+/// FisherNet; the VAE with the same dense layers; the convolutional VAE (CVAE) of Appendix A.
+enum class AutoencoderKind { kFisherNet, kVae, kCvae };
+/// "fishernet", "vae" or "cvae".
 std::string autoencoder_kind_name(AutoencoderKind kind);
 /// The inverse of autoencoder_kind_name; throws InvalidArgument for anything else.
 AutoencoderKind parse_autoencoder_kind(const std::string& name);
@@ -42,12 +46,19 @@ AutoencoderKind parse_autoencoder_kind(const std::string& name);
 template <typename T>
 FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
                           const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size);
+/// The same loss for the CVAE's convolutional encoder and decoder.
+template <typename T>
+FisherNetLoss<T> vae_loss(const Sequential<T>& encoder, const Sequential<T>& decoder,
+                          const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& eps,
+                          Eigen::Index dataset_size);
 
-/// An autoencoder of Appendix A's shape; float32 for training.
+/// An autoencoder of Appendix A's shape; float32 for training. FisherNet and the VAE use dense
+/// layers of the `hidden` widths; the CVAE uses `cvae_encoder_layers` / `cvae_decoder_layers` on
+/// square images (data_size = side^2, side a multiple of 4) and ignores `hidden`.
 class Autoencoder {
  public:
-  /// Throws InvalidArgument for a non-positive data size or latent size or an empty/non-positive
-  /// hidden width.
+  /// Throws InvalidArgument for a non-positive data size or latent size, an empty/non-positive
+  /// hidden width, or (CVAE) images that are not square with a side divisible by 4.
   Autoencoder(AutoencoderKind kind, Eigen::Index data_size, Eigen::Index latent,
               std::vector<Eigen::Index> hidden = {448, 448, 448});
 
@@ -55,10 +66,16 @@ class Autoencoder {
   Eigen::Index data_size() const { return data_size_; }
   Eigen::Index latent() const { return latent_; }
   const std::vector<Eigen::Index>& hidden() const { return hidden_; }
-  const Mlp<float>& encoder() const { return encoder_; }
-  const Mlp<float>& decoder() const { return decoder_; }
+  /// The dense encoder and decoder (FisherNet, VAE); throw InvalidArgument for the CVAE.
+  const Mlp<float>& encoder() const;
+  const Mlp<float>& decoder() const;
+  /// The convolutional encoder and decoder (CVAE); throw InvalidArgument for the others.
+  const Sequential<float>& conv_encoder() const;
+  const Sequential<float>& conv_decoder() const;
+  Eigen::Index encoder_parameter_count() const { return encoder_count_; }
+  Eigen::Index decoder_parameter_count() const { return decoder_count_; }
   /// Encoder, decoder and zeta_N.
-  Eigen::Index parameter_count() const;
+  Eigen::Index parameter_count() const { return encoder_count_ + decoder_count_ + 1; }
 
   /// PyTorch's default initialisation of the layers (kUniformFanIn) from `seed`; zeta_N = 0, the
   /// mean of its prior.
@@ -83,7 +100,10 @@ class Autoencoder {
   AutoencoderKind kind_;
   Eigen::Index data_size_, latent_;
   std::vector<Eigen::Index> hidden_;
-  Mlp<float> encoder_, decoder_;
+  std::optional<Mlp<float>> encoder_, decoder_;
+  std::optional<Sequential<float>> conv_encoder_, conv_decoder_;
+  Eigen::Index encoder_count_ = 0, decoder_count_ = 0;
+  Matrix<float> encoder_output(const Vector<float>& params, const Matrix<float>& data) const;
 };
 
 /// Mean over rows and pixels of (d - f(mu))^2, decoding the encoder's mean, on `threads` threads.
