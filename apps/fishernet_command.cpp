@@ -1,4 +1,4 @@
-// `infield fishernet train | evaluate | encode | sample`: FisherNet and its VAE baseline on an
+// `infield fishernet train | evaluate | encode | sample | report`: FisherNet and its VAE baseline on an
 // image data set in IDX format (Fashion-MNIST by default), with checkpoints, metrics and figures.
 
 #include <fmt/core.h>
@@ -13,7 +13,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <cstdio>
 #include <iostream>
+#include <map>
 #include <random>
 
 #include "commands.h"
@@ -49,6 +51,8 @@ struct FisherNetCommandOptions {
   bool quiet = false;
   // encode / sample
   std::string images, out, covariance_out, latent_density = "gaussian";
+  std::vector<std::string> runs;  // report
+  int at_epoch = 0;
   Eigen::Index n = 64;
   std::uint64_t seed = 1;
   int threads = 1;
@@ -205,42 +209,57 @@ void write_latent_scatter_png(const fs::path& path, const Matrix<float>& mean,
   canvas.write(path);
 }
 
-/// Test MSE (and the noise variance, dashed grey) against the epoch, with the axis ranges written
-/// in the corners.
-void write_mse_png(const fs::path& path, const std::vector<neural::EpochRecord>& history) {
+/// A line plot of several series on a log-scale y axis (one colour per series, from
+/// class_colour), the axis ranges written at the axes: x from the first to the last x value.
+struct Series {
+  std::vector<double> x, y;
+};
+void write_line_plot_png(const fs::path& path, const std::vector<Series>& series) {
   const int w = 640, h = 400, left = 60, right = 20, top = 20, bottom = 40;
   Canvas canvas(w, h);
-  const Rgb axis{0, 0, 0}, colour{31, 119, 180}, noise{150, 150, 150};
-  double lo = history.front().test_mse, hi = lo;
-  for (const auto& r : history) {
-    lo = std::min({lo, r.test_mse, r.noise_std * r.noise_std});
-    hi = std::max({hi, r.test_mse, r.noise_std * r.noise_std});
-  }
-  lo = std::max(lo, 1e-6);
+  const Rgb axis{0, 0, 0};
+  double lo = INFINITY, hi = -INFINITY, x0 = INFINITY, x1 = -INFINITY;
+  for (const Series& s : series)
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      lo = std::min(lo, s.y[i]);
+      hi = std::max(hi, s.y[i]);
+      x0 = std::min(x0, s.x[i]);
+      x1 = std::max(x1, s.x[i]);
+    }
+  if (!(lo > 0) || !std::isfinite(hi)) return;  // nothing to draw on a log scale
   hi = std::max(hi, lo * 1.01);
-  const double first = history.front().epoch, last = std::max<double>(history.back().epoch, first + 1);
-  auto x = [&](double e) { return left + (e - first) / (last - first) * (w - left - right); };
-  auto y = [&](double v) {  // log scale
-    return h - bottom - (std::log(std::max(v, lo)) - std::log(lo)) / (std::log(hi) - std::log(lo)) *
+  x1 = std::max(x1, x0 + 1);
+  auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (w - left - right); };
+  auto py = [&](double v) {
+    return h - bottom - (std::log(v) - std::log(lo)) / (std::log(hi) - std::log(lo)) *
                             (h - top - bottom);
   };
   canvas.line(left, top, left, h - bottom, axis);
   canvas.line(left, h - bottom, w - right, h - bottom, axis);
-  for (std::size_t i = 0; i < history.size(); ++i) {
-    const auto& r = history[i];
-    canvas.dot(x(r.epoch), y(r.test_mse), 3, colour);
-    canvas.dot(x(r.epoch), y(r.noise_std * r.noise_std), 1, noise);
-    if (i > 0) {
-      canvas.line(x(history[i - 1].epoch), y(history[i - 1].test_mse), x(r.epoch), y(r.test_mse),
-                  colour);
+  for (std::size_t k = 0; k < series.size(); ++k) {
+    const Series& s = series[k];
+    const Rgb colour = class_colour(static_cast<int>(k));
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      canvas.dot(px(s.x[i]), py(s.y[i]), 3, colour);
+      if (i > 0) canvas.line(px(s.x[i - 1]), py(s.y[i - 1]), px(s.x[i]), py(s.y[i]), colour);
     }
   }
   canvas.text(4, top, fmt::format("{:.4f}", hi), 2, axis);
   canvas.text(4, h - bottom - 10, fmt::format("{:.4f}", lo), 2, axis);
-  canvas.text(left, h - bottom + 8, fmt::format("{}", history.front().epoch), 2, axis);
-  const std::string end = fmt::format("{}", history.back().epoch);
+  canvas.text(left, h - bottom + 8, fmt::format("{:g}", x0), 2, axis);
+  const std::string end = fmt::format("{:g}", x1);
   canvas.text(w - right - 8 * static_cast<int>(end.size()), h - bottom + 8, end, 2, axis);
   canvas.write(path);
+}
+
+/// Test MSE against the epoch.
+void write_mse_png(const fs::path& path, const std::vector<neural::EpochRecord>& history) {
+  Series s;
+  for (const auto& r : history) {
+    s.x.push_back(r.epoch);
+    s.y.push_back(r.test_mse);
+  }
+  write_line_plot_png(path, {s});
 }
 
 // ------------------------------------------------------------------------------ commands
@@ -465,6 +484,94 @@ int run_sample(const FisherNetCommandOptions& o) {
   return 0;
 }
 
+/// One run's metrics.csv rows and its model and latent size from config.json.
+struct RunSummary {
+  std::string name, model;
+  Eigen::Index latent = 0;
+  std::vector<neural::EpochRecord> history;
+};
+
+RunSummary read_run_summary(const fs::path& run) {
+  RunSummary r;
+  r.name = run.filename().empty() ? run.parent_path().filename().string() : run.filename().string();
+  std::ifstream config(run / "config.json");
+  if (!config) throw FileError("infield fishernet report: " + run.string() + " has no config.json");
+  const nlohmann::json c = nlohmann::json::parse(config, nullptr, false);
+  if (c.is_discarded() || !c.contains("model") || !c.contains("latent"))
+    throw FileError("infield fishernet report: " + (run / "config.json").string() +
+                    " is not a run's configuration");
+  r.model = c["model"].get<std::string>();
+  r.latent = c["latent"].get<Eigen::Index>();
+  std::ifstream csv(run / "metrics.csv");
+  if (!csv) throw FileError("infield fishernet report: " + run.string() + " has no metrics.csv");
+  std::string line;
+  std::getline(csv, line);  // header
+  while (std::getline(csv, line)) {
+    neural::EpochRecord e;
+    if (std::sscanf(line.c_str(), "%d,%lf,%lf,%lf,%lf,%lf", &e.epoch, &e.train_loss, &e.test_mse,
+                    &e.noise_std, &e.seconds, &e.images_per_s) != 6)
+      throw FileError("infield fishernet report: malformed line in " +
+                      (run / "metrics.csv").string() + ": " + line);
+    r.history.push_back(e);
+  }
+  if (r.history.empty())
+    throw FileError("infield fishernet report: " + run.string() + " has no finished epoch");
+  return r;
+}
+
+int run_report(const FisherNetCommandOptions& o) {
+  static const char* kColourNames[] = {"blue", "orange", "green", "red",   "purple",
+                                       "brown", "pink",  "grey",  "olive", "cyan"};
+  std::vector<RunSummary> runs;
+  for (const std::string& r : o.runs) runs.push_back(read_run_summary(r));
+  const fs::path out(o.out);
+  fs::create_directories(out);
+  std::vector<Series> curves;
+  std::string md = "| colour | run | model | D | epoch | test MSE | noise std | images/s |\n"
+                   "|---|---|---|---|---|---|---|---|\n";
+  std::map<std::string, Series> by_model;
+  for (std::size_t k = 0; k < runs.size(); ++k) {
+    const RunSummary& r = runs[k];
+    Series s;
+    for (const auto& e : r.history) {
+      s.x.push_back(e.epoch);
+      s.y.push_back(e.test_mse);
+    }
+    curves.push_back(s);
+    // The row at --epoch (when the run has it), else the last.
+    neural::EpochRecord e = r.history.back();
+    for (const auto& x : r.history)
+      if (x.epoch == o.at_epoch) e = x;
+    double mean_rate = 0.0;
+    for (const auto& x : r.history) mean_rate += x.images_per_s / r.history.size();
+    md += fmt::format("| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.0f} |\n",
+                      kColourNames[k % 10], r.name, r.model, r.latent, e.epoch, e.test_mse,
+                      e.noise_std, mean_rate);
+    by_model[r.model].x.push_back(static_cast<double>(r.latent));
+    by_model[r.model].y.push_back(e.test_mse);
+  }
+  write_line_plot_png(out / "curves.png", curves);
+  std::vector<Series> versus;
+  md += "\nmse_vs_latent.png (test MSE against D):";
+  for (auto& [model, s] : by_model) {
+    std::vector<std::size_t> order(s.x.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return s.x[a] < s.x[b]; });
+    Series sorted;
+    for (auto i : order) {
+      sorted.x.push_back(s.x[i]);
+      sorted.y.push_back(s.y[i]);
+    }
+    md += fmt::format(" {} {}", kColourNames[versus.size() % 10], model);
+    versus.push_back(sorted);
+  }
+  md += "\n";
+  write_line_plot_png(out / "mse_vs_latent.png", versus);
+  std::ofstream(out / "report.md") << md;
+  fmt::print("{}", md);
+  return 0;
+}
+
 }  // namespace
 
 std::function<int()> register_fishernet_command(CLI::App& app) {
@@ -512,7 +619,14 @@ std::function<int()> register_fishernet_command(CLI::App& app) {
   sample->add_option("--seed", o->seed, "random seed");
   sample->add_option("--out", o->out, "output directory")->required();
 
-  return [o, train, evaluate, encode, sample]() {
+  CLI::App* report = cmd->add_subcommand(
+      "report", "a table and plots (test MSE per epoch, test MSE against D) of several runs");
+  report->add_option("--runs", o->runs, "run directories")->required()->delimiter(',');
+  report->add_option("--epoch", o->at_epoch, "compare at this epoch (default: each run's last)");
+  report->add_option("--out", o->out, "output directory")->required();
+
+  return [o, train, evaluate, encode, sample, report]() {
+    if (report->parsed()) return run_report(*o);
     if (train->parsed()) return run_train(*o);
     if (evaluate->parsed()) return run_evaluate(*o);
     if (encode->parsed()) return run_encode(*o);

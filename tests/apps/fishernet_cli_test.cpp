@@ -96,6 +96,14 @@ TEST_F(FisherNetCli, TrainWritesMetricsLatentsAndFigures) {
   EXPECT_THAT(e.output, HasSubstr("test MSE"));
   EXPECT_TRUE(fs::exists(run_dir / "evaluation.json"));
 
+  // report: a table and the plots of one or more runs; a directory without a run fails.
+  const CliRun rep = run("report --runs " + run_dir.string() + " --out " + (dir_ / "rep").string());
+  ASSERT_EQ(rep.status, 0) << rep.output;
+  EXPECT_THAT(rep.output, HasSubstr("| blue | run | fishernet | 2 | 2 |"));
+  EXPECT_TRUE(fs::exists(dir_ / "rep" / "curves.png"));
+  EXPECT_TRUE(fs::exists(dir_ / "rep" / "mse_vs_latent.png"));
+  EXPECT_NE(run("report --runs " + dir_.string() + " --out " + (dir_ / "rep2").string()).status, 0);
+
   // encode and sample.
   const CliRun enc = run("encode --run " + run_dir.string() + " --images " +
                          (dir_ / "data" / "t10k-images-idx3-ubyte").string() + " --out " +
@@ -110,6 +118,22 @@ TEST_F(FisherNetCli, TrainWritesMetricsLatentsAndFigures) {
               (std::vector<Eigen::Index>{12, 81}));
     EXPECT_TRUE(fs::exists(dir_ / density / "samples.png"));
   }
+}
+
+TEST_F(FisherNetCli, CvaeTrainsOnImagesWithASideDivisibleByFour) {
+  const std::string cvae = "train --model cvae --latent 2 --batch 16 --seed 3 --epochs 1 --quiet ";
+  // 9 x 9 images do not fit the CVAE's two stride-2 layers.
+  CliRun r = run(cvae + "--data " + (dir_ / "data").string() + " --out " + (dir_ / "c9").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("side divisible by 4"));
+  write_split(dir_ / "data8", "train", 64, 8, 1);
+  write_split(dir_ / "data8", "t10k", 20, 8, 2);
+  r = run(cvae + "--data " + (dir_ / "data8").string() + " --out " + (dir_ / "c8").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const NpyArray cov = read_npy(dir_ / "c8" / "latent_test_covariance.npy");
+  EXPECT_EQ(cov.shape, (std::vector<Eigen::Index>{20, 2, 2}));
+  EXPECT_GT(cov.values[0], 0.0);
+  EXPECT_EQ(cov.values[1], 0.0);  // diagonal, as the VAE's
 }
 
 TEST_F(FisherNetCli, ResumedRunEqualsUninterruptedRun) {
