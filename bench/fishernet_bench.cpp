@@ -3,7 +3,7 @@
 // (bench/fishernet_vs_torch.sh). One JSON line per configuration.
 //
 //   fishernet_bench [--models fishernet,vae] [--dims 2,5,10,20] [--threads 1] [--batches 200]
-//                   [--warmup 20] [--repeats 3] [--data DIR]
+//                   [--warmup 20] [--repeats 3] [--data DIR] [--parallelism auto|batch|products]
 #include <malloc.h>
 
 #include <Eigen/Core>
@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   std::string models = "fishernet,vae", dims = "2,5,10,20", data = "data/fashion-mnist";
   int threads = 1, batches = 200, warmup = 20, repeats = 3;
+  std::string parallelism = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--models") models = value;
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
     else if (flag == "--warmup") warmup = std::stoi(value);
     else if (flag == "--repeats") repeats = std::stoi(value);
     else if (flag == "--data") data = value;
+    else if (flag == "--parallelism") parallelism = value;
     else {
       std::fprintf(stderr, "fishernet_bench: unknown flag %s\n", flag.c_str());
       return 2;
@@ -129,6 +131,8 @@ int main(int argc, char** argv) {
       o.epochs = 1;
       o.batch = batch;
       o.threads = threads;
+      using P = infield::neural::TrainingOptions::Parallelism;
+      o.parallelism = parallelism == "batch" ? P::kBatch : parallelism == "products" ? P::kProducts : P::kAuto;
       std::vector<double> rates;
       for (int r = 0; r < repeats; ++r) {
         o.seed = static_cast<std::uint64_t>(r);

@@ -7,6 +7,7 @@
 #include <Eigen/Cholesky>
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -512,9 +513,16 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
   Vector<float>& params = state.params;
 
   tbb::task_arena arena(options.threads);
+  const bool batch_parallel =
+      options.threads > 1 &&
+      (options.parallelism == TrainingOptions::Parallelism::kBatch ||
+       (options.parallelism == TrainingOptions::Parallelism::kAuto && fisher));
+  std::vector<std::unique_ptr<tbb::task_arena>> chunk_arenas;
+  for (int i = 0; i < options.threads; ++i)
+    chunk_arenas.push_back(std::make_unique<tbb::task_arena>(1));
   const Eigen::Index batches = (n_train + batch - 1) / batch;
   std::vector<Eigen::Index> order(static_cast<std::size_t>(n_train));
-  Matrix<float> x(batch, k);
+  Matrix<float> x(batch, k), n(fisher ? batch : 0, k), eta(batch, d);
   std::vector<FisherNetLoss<float>> parts(static_cast<std::size_t>(options.threads));
   Vector<float> gradient(p);
 
@@ -527,32 +535,48 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
     Eigen::Index seen = 0;
     for (Eigen::Index b = 0; b < batches; ++b) {
       const Eigen::Index rows = std::min(batch, n_train - b * batch);
-      if (x.rows() != rows) x.resize(rows, k);
+      if (x.rows() != rows) {
+        x.resize(rows, k);
+        n.resize(fisher ? rows : 0, k);
+        eta.resize(rows, d);
+      }
       for (Eigen::Index i = 0; i < rows; ++i)
         x.row(i) = train.row(order[static_cast<std::size_t>(b * batch + i)]);
       const std::uint64_t step = static_cast<std::uint64_t>(state.steps) + 1;
-      int used = 0;
+      // Threads work inside each product (over output columns) for the whole batch, or, with
+      // batch_parallel, on one chunk of the batch each.
+      const int chunks = batch_parallel ? options.threads : 1;
       arena.execute([&] {
-        for_each_part(rows, kNoiseBlockRows, options.threads,
+        tbb::parallel_for(Eigen::Index{0}, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows,
+                          [&](Eigen::Index block) {
+          std::normal_distribution<float> normal;
+          const Eigen::Index r0 = block * kNoiseBlockRows;
+          std::mt19937_64 rng(mix(options.seed, step, static_cast<std::uint64_t>(r0)));
+          const Eigen::Index r1 = std::min(rows, r0 + kNoiseBlockRows);
+          for (Eigen::Index r = r0; r < r1; ++r) {
+            for (Eigen::Index j = 0; j < d; ++j) eta(r, j) = normal(rng);
+            if (fisher)
+              for (Eigen::Index j = 0; j < k; ++j) n(r, j) = normal(rng);
+          }
+        });
+        for_each_part(rows, kNoiseBlockRows, chunks,
                       [&](int part, Eigen::Index begin, Eigen::Index end) {
           const Eigen::Index m = end - begin;
-          Matrix<float> n(fisher ? m : 0, k), eta(m, d);
-          std::normal_distribution<float> normal;
-          for (Eigen::Index r0 = begin; r0 < end; r0 += kNoiseBlockRows) {
-            std::mt19937_64 rng(mix(options.seed, step, static_cast<std::uint64_t>(r0)));
-            const Eigen::Index r1 = std::min(end, r0 + kNoiseBlockRows);
-            for (Eigen::Index r = r0; r < r1; ++r) {
-              for (Eigen::Index j = 0; j < d; ++j) eta(r - begin, j) = normal(rng);
-              if (fisher)
-                for (Eigen::Index j = 0; j < k; ++j) n(r - begin, j) = normal(rng);
-            }
+          if (chunks == 1) {
+            parts[0] = model.loss(params, x, fisher ? n : Matrix<float>(), eta, n_train);
+            return;
           }
-          parts[static_cast<std::size_t>(part)] =
-              model.loss(params, Matrix<float>(x.middleRows(begin, m)), n, eta, n_train);
+          // A one-thread arena per chunk: the work inside a chunk stays on its thread.
+          chunk_arenas[static_cast<std::size_t>(part)]->execute([&] {
+            parts[static_cast<std::size_t>(part)] =
+                model.loss(params, Matrix<float>(x.middleRows(begin, m)),
+                           fisher ? Matrix<float>(n.middleRows(begin, m)) : Matrix<float>(),
+                           Matrix<float>(eta.middleRows(begin, m)), n_train);
+          });
         });
       });
-      used = static_cast<int>(std::min<Eigen::Index>(
-          options.threads, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows));
+      const int used = static_cast<int>(
+          std::min<Eigen::Index>(chunks, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows));
       double value = 0.0;
       for (int i = 0; i < used; ++i) value += parts[static_cast<std::size_t>(i)].value;
       const Vector<float>* g = &parts[0].gradient;

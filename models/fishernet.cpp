@@ -1,5 +1,7 @@
 #include "infield/models/fishernet.h"
 
+#include <tbb/parallel_for.h>
+
 #include <Eigen/Cholesky>
 #include <cmath>
 #include <string>
@@ -22,23 +24,25 @@ std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const typename M
   Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
   for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
   const Matrix<T> columns = decoder.jvp_input(params, cache, tangents);  // (d * batch) x k
-  std::vector<Matrix<T>> out(static_cast<std::size_t>(batch), Matrix<T>(k, d));
-  for (Eigen::Index t = 0; t < d; ++t)
-    for (Eigen::Index b = 0; b < batch; ++b)
-      out[static_cast<std::size_t>(b)].col(t) = columns.row(t * batch + b).transpose();
+  std::vector<Matrix<T>> out(static_cast<std::size_t>(batch));
+  // Per datum, over the threads of the calling arena.
+  tbb::parallel_for(Eigen::Index{0}, batch, [&](Eigen::Index b) {
+    Matrix<T>& j = out[static_cast<std::size_t>(b)];
+    j.resize(k, d);
+    for (Eigen::Index t = 0; t < d; ++t) j.col(t) = columns.row(t * batch + b).transpose();
+  });
   return out;
 }
 
 template <typename T>
 std::vector<Matrix<T>> latent_metrics(const std::vector<Matrix<T>>& jacobians, T noise_variance) {
   check_argument(noise_variance > 0, "latent_metrics", "noise_variance", "must be positive");
-  std::vector<Matrix<T>> out;
-  out.reserve(jacobians.size());
-  for (const Matrix<T>& j : jacobians) {
-    Matrix<T> m = (j.transpose() * j) / noise_variance;
-    m.diagonal().array() += T(1);
-    out.push_back(std::move(m));
-  }
+  std::vector<Matrix<T>> out(jacobians.size());
+  tbb::parallel_for(std::size_t{0}, jacobians.size(), [&](std::size_t b) {
+    const Matrix<T>& j = jacobians[b];
+    out[b].noalias() = (j.transpose() * j) / noise_variance;
+    out[b].diagonal().array() += T(1);
+  });
   return out;
 }
 
@@ -54,12 +58,12 @@ Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T n
   const T sigma = std::sqrt(noise_variance);
   const std::vector<Matrix<T>> metrics = latent_metrics(jacobians, noise_variance);
   Matrix<T> out(batch, d);
-  for (Eigen::Index b = 0; b < batch; ++b) {
+  tbb::parallel_for(Eigen::Index{0}, batch, [&](Eigen::Index b) {
     const auto& j = jacobians[static_cast<std::size_t>(b)];
     const Vector<T> theta = j.transpose() * n.row(b).transpose() / sigma + eta.row(b).transpose();
     const Eigen::LLT<Matrix<T>> llt(metrics[static_cast<std::size_t>(b)]);
     out.row(b) = llt.solve(theta).transpose();
-  }
+  });
   return out;
 }
 

@@ -214,6 +214,30 @@ TEST(Autoencoder, ThreadCountChangesOnlyTheSummationOrder) {
   EXPECT_LE((one.params - two.params).norm(), 1e-4 * one.params.norm());
 }
 
+TEST(Autoencoder, SplittingTheProductsChangesOnlyRounding) {
+  // Wide enough layers that the products are split (over 2e6 multiply-adds). Eigen blocks the
+  // sums by the product's shape, so halves of a product round differently: equal to float
+  // precision, not bit for bit.
+  for (AutoencoderKind kind : {AutoencoderKind::kVae, AutoencoderKind::kFisherNet}) {
+    const Autoencoder model(kind, 64, 3, {200, 200});
+    const Matrix<float> train = pattern_images(256, 9);
+    neural::TrainingOptions o;
+    o.epochs = 1;
+    o.batch = 128;
+    o.learning_rate = 1e-3;
+    o.parallelism = neural::TrainingOptions::Parallelism::kProducts;
+    const auto one =
+        neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 256), {});
+    o.threads = 2;
+    const auto two =
+        neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 256), {});
+    EXPECT_LE((one.params - two.params).norm(), 1e-4 * one.params.norm())
+        << neural::autoencoder_kind_name(kind);
+    EXPECT_NEAR(one.history[0].train_loss, two.history[0].train_loss,
+                1e-5 * std::abs(one.history[0].train_loss));
+  }
+}
+
 TEST(Autoencoder, CheckpointsFromOtherRunsOrDamagedFilesAreRejected) {
   const Autoencoder model(AutoencoderKind::kFisherNet, 64, 2, {24});
   neural::TrainingOptions o;

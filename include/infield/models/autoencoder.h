@@ -11,8 +11,8 @@
 ///
 /// Reproducibility: the shuffle of epoch e is drawn from (seed, e) and the noise of a training
 /// step from (seed, step, block of 16 rows), so results do not depend on the thread count beyond
-/// the summation order of the chunk gradients, and a run resumed from a checkpoint continues
-/// bit for bit as the uninterrupted run with the same seed and threads.
+/// float rounding (summation order), and a run resumed from a checkpoint continues bit for bit as
+/// the uninterrupted run with the same seed and threads.
 
 #include <Eigen/Core>
 #include <cstdint>
@@ -118,6 +118,13 @@ struct TrainingOptions {
   double noise_learning_rate = 0.0;
   std::uint64_t seed = 0;
   int threads = 1;
+  /// How threads share a step: kProducts splits every product of the network over the threads
+  /// (by output columns); kBatch gives each thread a chunk of the batch and sums the chunk
+  /// gradients. Either way the thread count changes results only by float rounding; kAuto
+  /// takes kBatch for FisherNet (whose per-datum Jacobian work parallelises best that way) and
+  /// kProducts for the VAE and CVAE, the faster of the two for each on 2 cores.
+  enum class Parallelism { kAuto, kProducts, kBatch };
+  Parallelism parallelism = Parallelism::kAuto;
 };
 
 /// One epoch's line of metrics.csv.
