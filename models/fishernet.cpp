@@ -18,12 +18,12 @@ std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const typename M
   const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
   check_argument(d == decoder.input_size(), "decoder_jacobians", "z",
                  "must have the decoder's input size as columns");
-  typename Mlp<T>::Cache cache;
-  decoder.forward(params, z, &cache);
-  // Tangent t of every datum is the unit vector e_t: rows t * batch + b.
+  // Tangent t of every datum is the unit vector e_t: rows t * batch + b. The forward pass at z
+  // (for the activations' derivatives) and the tangents share every layer's GEMM.
   Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
   for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
-  const Matrix<T> columns = decoder.jvp_input(params, cache, tangents);  // (d * batch) x k
+  Matrix<T> columns;  // (d * batch) x k
+  decoder.forward_with_jvp(params, z, tangents, columns);
   std::vector<Matrix<T>> out(static_cast<std::size_t>(batch));
   // Per datum, over the threads of the calling arena.
   tbb::parallel_for(Eigen::Index{0}, batch, [&](Eigen::Index b) {

@@ -169,6 +169,45 @@ Matrix<T> Mlp<T>::forward(const ParamsRef& params, const Matrix<T>& x, Cache* ca
 }
 
 template <typename T>
+Matrix<T> Mlp<T>::forward_with_jvp(const ParamsRef& params, const Matrix<T>& x,
+                                   const Matrix<T>& dx, Matrix<T>& jvp, Cache* cache) const {
+  constexpr std::string_view fn = "Mlp::forward_with_jvp";
+  check_argument(params.size() == parameter_count(), fn, "params", "has the wrong size");
+  const Eigen::Index batch = x.rows();
+  check_argument(x.cols() == input_size() && batch > 0, fn, "x", "must be batch x input_size");
+  check_argument(dx.cols() == input_size() && dx.rows() % batch == 0, fn, "dx",
+                 "must be (k * batch) x input_size");
+  const Eigen::Index k = dx.rows() / batch;
+  if (cache) {
+    cache->inputs.resize(layers());
+    cache->derivatives.resize(layers());
+  }
+  Matrix<T> stacked(batch * (k + 1), input_size());
+  stacked.topRows(batch) = x;
+  stacked.bottomRows(batch * k) = dx;
+  Matrix<T> derivative;
+  for (std::size_t l = 0; l < layers(); ++l) {
+    const Eigen::Index in = widths_[l], out = widths_[l + 1];
+    Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
+    Eigen::Map<const Vector<T>> b(params.data() + offsets_[l] + out * in, out);
+    Matrix<T> z = times_transposed(stacked, w);
+    Matrix<T> primal = z.topRows(batch);
+    primal.rowwise() += b.transpose();
+    activate(activations_[l], primal, &derivative);
+    for (Eigen::Index t = 1; t <= k; ++t)
+      z.middleRows(t * batch, batch).array() *= derivative.array();
+    z.topRows(batch) = primal;
+    if (cache) {
+      cache->inputs[l] = stacked.topRows(batch);
+      cache->derivatives[l] = std::move(derivative);
+    }
+    stacked = std::move(z);
+  }
+  jvp = stacked.bottomRows(batch * k);
+  return stacked.topRows(batch);
+}
+
+template <typename T>
 Matrix<T> Mlp<T>::jvp_input(const ParamsRef& params, const Cache& cache,
                             const Matrix<T>& dx) const {
   constexpr std::string_view fn = "Mlp::jvp_input";

@@ -109,6 +109,18 @@ TEST(Mlp, SeveralTangentsAtOnceEqualOneByOne) {
     EXPECT_LE((all.middleRows(t * batch, batch) - one).norm(), 1e-12 * one.norm());
   }
   EXPECT_THROW(mlp.jvp_input(params, cache, random_matrix(batch + 1, 5, 6)), InvalidArgument);
+  // The fused pass gives the same output, tangents and cache.
+  const Matrix<double> x = random_matrix(batch, 5, 4);
+  Mlp<double>::Cache fused_cache;
+  Matrix<double> fused_jvp;
+  const Matrix<double> y = mlp.forward_with_jvp(params, x, tangents, fused_jvp, &fused_cache);
+  EXPECT_LE((y - mlp.forward(params, x)).norm(), 1e-14 * y.norm());
+  EXPECT_LE((fused_jvp - all).norm(), 1e-14 * all.norm());
+  for (std::size_t l = 0; l < 2; ++l) {  // one stacked GEMM rounds as the two separate ones
+    EXPECT_LE((fused_cache.inputs[l] - cache.inputs[l]).norm(), 1e-14 * cache.inputs[l].norm());
+    EXPECT_LE((fused_cache.derivatives[l] - cache.derivatives[l]).norm(),
+              1e-14 * cache.derivatives[l].norm());
+  }
 }
 
 TEST(Mlp, FloatAgreesWithDouble) {

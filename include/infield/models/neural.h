@@ -64,6 +64,11 @@ class Mlp {
   /// J_x dx for k tangents per datum: dx is (k * batch) x input_size, stacked as above; the
   /// result is (k * batch) x output_size. One GEMM per layer for all tangents.
   Matrix<T> jvp_input(const ParamsRef& params, const Cache& cache, const Matrix<T>& dx) const;
+  /// forward() and jvp_input() in one pass: the batch and its k tangents per datum go through
+  /// each layer as one stacked GEMM (the weights are packed once for both). Returns y; the
+  /// tangents' image J_x dx goes to `jvp`.
+  Matrix<T> forward_with_jvp(const ParamsRef& params, const Matrix<T>& x, const Matrix<T>& dx,
+                             Matrix<T>& jvp, Cache* cache = nullptr) const;
   /// For an output cotangent u (batch x output_size): adds J_params^T u to `param_gradient`
   /// (size parameter_count(); accumulated, not overwritten) and returns J_x^T u. With
   /// input_gradient false the first layer's input product is skipped (an encoder fed by data
