@@ -27,9 +27,11 @@ function(infield_add_test source)
   add_executable(${target} ${source})
   target_compile_options(${target} PRIVATE -Wall -Wextra)
   target_link_libraries(${target} PRIVATE ${ARG_LIBS} GTest::gmock GTest::gtest_main)
-  # The benchmark problems live in ../shared beside the repository (absent: those tests skip).
+  # The benchmark problems live in ../shared beside the repository, fetched data sets in data/
+  # (absent: those tests skip).
   target_compile_definitions(${target} PRIVATE
-    INFIELD_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
+    INFIELD_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared"
+    INFIELD_DATA_DIR="${PROJECT_SOURCE_DIR}/data")
   add_test(NAME ${group}.${stem} COMMAND ${target})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)

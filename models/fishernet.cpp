@@ -3,6 +3,7 @@
 #include <tbb/parallel_for.h>
 
 #include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
 #include <cmath>
 #include <string>
 
@@ -45,6 +46,18 @@ std::vector<Matrix<T>> latent_metrics(const std::vector<Matrix<T>>& jacobians, T
   });
   return out;
 }
+
+template <typename T>
+LatentUncertainty<T> latent_uncertainty(const Matrix<T>& metric) {
+  check_argument(metric.rows() == metric.cols() && metric.rows() > 0, "latent_uncertainty",
+                 "metric", "must be square");
+  check_finite(metric, "latent_uncertainty", "metric");
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(metric.template cast<double>());
+  return {eig.eigenvalues().cast<T>(), eig.eigenvectors().cast<T>()};
+}
+
+template LatentUncertainty<float> latent_uncertainty(const Matrix<float>&);
+template LatentUncertainty<double> latent_uncertainty(const Matrix<double>&);
 
 template <typename T>
 Matrix<T> latent_residuals_explicit(const std::vector<Matrix<T>>& jacobians, T noise_variance,

@@ -65,6 +65,19 @@ TEST(FisherNet, JacobiansAndMetricsMatchFiniteDifferences) {
   }
 }
 
+TEST(FisherNet, LatentUncertaintyIsTheMetricsEigensystem) {
+  Tiny t;
+  std::mt19937_64 rng(7);
+  const auto jac = neural::decoder_jacobians(t.decoder, t.decoder_params(), normal_matrix(1, 3, rng));
+  const Matrix<double> m = neural::latent_metrics(jac, 0.2)[0];
+  const auto u = neural::latent_uncertainty(m);
+  EXPECT_GE(u.eigenvalues.minCoeff(), 1.0 - 1e-12);  // the prior's precision is a floor
+  EXPECT_TRUE(std::is_sorted(u.eigenvalues.data(), u.eigenvalues.data() + 3));
+  const Matrix<double> back = u.eigenvectors * u.eigenvalues.asDiagonal() * u.eigenvectors.transpose();
+  EXPECT_LE((back - m).norm(), 1e-12 * m.norm());
+  EXPECT_THROW(neural::latent_uncertainty(Matrix<double>(2, 3)), InvalidArgument);
+}
+
 TEST(FisherNet, ResidualsHaveTheInverseMetricAsCovariance) {
   Tiny t;
   std::mt19937_64 rng(3);

@@ -33,6 +33,18 @@ std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const typename M
 template <typename T>
 std::vector<Matrix<T>> latent_metrics(const std::vector<Matrix<T>>& jacobians, T noise_variance);
 
+/// A datum's latent uncertainty from its metric M_i (paper section 2.6): the eigenvalues of M_i in
+/// increasing order with their eigenvectors as columns. The posterior standard deviation along
+/// eigenvector j is 1 / sqrt(eigenvalue j): the smallest eigenvalue is the least constrained
+/// direction (never below 1, the prior's).
+template <typename T>
+struct LatentUncertainty {
+  Vector<T> eigenvalues;
+  Matrix<T> eigenvectors;
+};
+template <typename T>
+LatentUncertainty<T> latent_uncertainty(const Matrix<T>& metric);
+
 /// delta_b = M_b^{-1} (J_b^T n_b / sigma + eta_b) by a Cholesky factorisation of M_b (the explicit
 /// way, cheapest for small D): n is B x k, eta is B x D (standard normal), sigma = sqrt(noise
 /// variance). Returns B x D.
