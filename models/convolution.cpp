@@ -3,10 +3,13 @@
 #include <cmath>
 #include <string>
 
+#include "activation.h"
 #include "infield/error.h"
 
 namespace infield::neural {
 namespace {
+
+using detail::activate;
 
 /// Batch rows (B x C*P) to channel-major (C x B*P): column b * P + p of row c.
 template <typename T>
@@ -28,22 +31,6 @@ Matrix<T> to_batch_rows(const Matrix<T>& m, Eigen::Index batch, Eigen::Index pos
     for (Eigen::Index c = 0; c < channels; ++c)
       out.row(b).segment(c * positions, positions) = m.row(c).segment(b * positions, positions);
   return out;
-}
-
-template <typename T>
-void activate(Activation a, Matrix<T>& z, Matrix<T>* d) {
-  auto za = z.array();
-  switch (a) {
-    case Activation::kIdentity:
-      if (d) d->setOnes(z.rows(), z.cols());
-      break;
-    case Activation::kRelu:
-      if (d) *d = (za > T(0)).template cast<T>().matrix();
-      za = za.max(T(0));
-      break;
-    default:
-      throw InvalidArgument("Sequential: only relu and identity activations are supported");
-  }
 }
 
 }  // namespace
