@@ -3,13 +3,16 @@
 #include <cmath>
 #include <string>
 
-#include "activation.h"
+#include "layer_kernels.h"
 #include "infield/error.h"
 
 namespace infield::neural {
 namespace {
 
 using detail::activate;
+using detail::add_outer;
+using detail::times;
+using detail::times_transposed;
 
 /// Batch rows (B x C*P) to channel-major (C x B*P): column b * P + p of row c.
 template <typename T>
@@ -208,7 +211,7 @@ Matrix<T> Sequential<T>::forward(const ParamsRef& params, const Matrix<T>& x, Ca
     if (s.kind == LayerKind::kDense) {
       Eigen::Map<const Matrix<T>> w(p, s.out, s.in);
       Eigen::Map<const Vector<T>> b(p + s.out * s.in, s.out);
-      z = h * w.transpose();
+      z = times_transposed(h, w);
       z.rowwise() += b.transpose();
       kept = std::move(h);
     } else {
@@ -218,14 +221,14 @@ Matrix<T> Sequential<T>::forward(const ParamsRef& params, const Matrix<T>& x, Ca
       if (s.kind == LayerKind::kConv) {
         Eigen::Map<const Vector<T>> b(p + g.channels_out * window, g.channels_out);
         Matrix<T> cols = im2col(g, h);
-        Matrix<T> zm = w * cols;  // C_out x (B P): one GEMM for the batch
+        Matrix<T> zm = times(w, cols);  // C_out x (B P): one GEMM for the batch
         zm.colwise() += b;
         z = to_batch_rows(zm, batch, positions);
         kept = std::move(cols);
       } else {
         Eigen::Map<const Vector<T>> b(p + g.channels_out * window, g.channels_in);
         Matrix<T> xm = to_channel_major(h, g.channels_out, positions);
-        z = col2im(g, Matrix<T>(w.transpose() * xm), batch);
+        z = col2im(g, times(w.transpose(), xm), batch);
         const Eigen::Index plane = g.rows * g.cols;
         for (Eigen::Index c = 0; c < g.channels_in; ++c)
           z.middleCols(c * plane, plane).array() += b[c];
@@ -263,10 +266,11 @@ Matrix<T> Sequential<T>::vjp(const ParamsRef& params, const Cache& cache, const 
     const bool need_input = l > 0 || input_gradient;
     if (s.kind == LayerKind::kDense) {
       Eigen::Map<const Matrix<T>> w(p, s.out, s.in);
-      Eigen::Map<Matrix<T>>(gp, s.out, s.in).noalias() += g.transpose() * cache.inputs[l];
+      Eigen::Map<Matrix<T>> gw(gp, s.out, s.in);
+      add_outer(gw, g, cache.inputs[l]);
       Eigen::Map<Vector<T>>(gp + s.out * s.in, s.out) += g.colwise().sum().transpose();
       if (!need_input) return Matrix<T>();
-      Matrix<T> next = g * w;
+      Matrix<T> next = times(g, w);
       g = std::move(next);
       continue;
     }
@@ -279,7 +283,7 @@ Matrix<T> Sequential<T>::vjp(const ParamsRef& params, const Cache& cache, const 
       gw.noalias() += gm * cache.inputs[l].transpose();
       Eigen::Map<Vector<T>>(gp + cg.channels_out * window, cg.channels_out) += gm.rowwise().sum();
       if (!need_input) return Matrix<T>();
-      g = col2im(cg, Matrix<T>(w.transpose() * gm), batch);
+      g = col2im(cg, times(w.transpose(), gm), batch);
     } else {
       const Matrix<T> gcols = im2col(cg, g);
       gw.noalias() += cache.inputs[l] * gcols.transpose();
@@ -287,7 +291,7 @@ Matrix<T> Sequential<T>::vjp(const ParamsRef& params, const Cache& cache, const 
       Eigen::Map<Vector<T>> gb(gp + cg.channels_out * window, cg.channels_in);
       for (Eigen::Index c = 0; c < cg.channels_in; ++c) gb[c] += g.middleCols(c * plane, plane).sum();
       if (!need_input) return Matrix<T>();
-      g = to_batch_rows(Matrix<T>(w * gcols), batch, positions);
+      g = to_batch_rows(times(w, gcols), batch, positions);
     }
   }
   return g;

@@ -2,73 +2,21 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
-#include <tbb/partitioner.h>
-#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
-#include "activation.h"
+#include "layer_kernels.h"
 #include "infield/error.h"
 
 namespace infield::neural {
 namespace {
 
 using detail::activate;
-
-/// Products of a layer, split over the threads of the calling task arena by blocks of output
-/// columns (or rows of the weight gradient): each thread packs its share of the weights and the
-/// whole (small) batch. No sum is split between threads, but Eigen blocks a sum by the shape of
-/// the product, so a thread count changes results by float rounding.
-constexpr double kParallelMinimumMultiplyAdds = 2e6;
-
-template <typename F>
-void for_column_blocks(Eigen::Index columns, double multiply_adds, F&& f) {
-  const int threads = tbb::this_task_arena::max_concurrency();
-  if (threads <= 1 || multiply_adds < kParallelMinimumMultiplyAdds || columns < 32) {
-    f(Eigen::Index{0}, columns);
-    return;
-  }
-  const Eigen::Index parts = std::min<Eigen::Index>(threads, columns / 16);
-  tbb::parallel_for(Eigen::Index{0}, parts, [&](Eigen::Index p) {
-    // Block edges on multiples of 16 columns (two AVX registers of floats).
-    const Eigen::Index begin = (columns * p / parts) / 16 * 16;
-    const Eigen::Index end = p + 1 == parts ? columns : (columns * (p + 1) / parts) / 16 * 16;
-    if (end > begin) f(begin, end - begin);
-  }, tbb::static_partitioner());
-}
-
-/// z = h W^T for W (out x in).
-template <typename T, typename W>
-Matrix<T> times_transposed(const Matrix<T>& h, const W& w) {
-  Matrix<T> z(h.rows(), w.rows());
-  for_column_blocks(w.rows(), double(h.rows()) * double(w.rows()) * double(w.cols()),
-                    [&](Eigen::Index c0, Eigen::Index n) {
-                      z.middleCols(c0, n).noalias() = h * w.middleRows(c0, n).transpose();
-                    });
-  return z;
-}
-
-/// g W for W (out x in).
-template <typename T, typename W>
-Matrix<T> times(const Matrix<T>& g, const W& w) {
-  Matrix<T> z(g.rows(), w.cols());
-  for_column_blocks(w.cols(), double(g.rows()) * double(w.rows()) * double(w.cols()),
-                    [&](Eigen::Index c0, Eigen::Index n) {
-                      z.middleCols(c0, n).noalias() = g * w.middleCols(c0, n);
-                    });
-  return z;
-}
-
-/// gw += g^T x, split over the rows of gw.
-template <typename T, typename G>
-void add_outer(G& gw, const Matrix<T>& g, const Matrix<T>& x) {
-  for_column_blocks(gw.rows(), double(g.rows()) * double(gw.rows()) * double(gw.cols()),
-                    [&](Eigen::Index r0, Eigen::Index n) {
-                      gw.middleRows(r0, n).noalias() += g.middleCols(r0, n).transpose() * x;
-                    });
-}
+using detail::add_outer;
+using detail::times;
+using detail::times_transposed;
 
 }  // namespace
 

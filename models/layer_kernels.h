@@ -1,0 +1,101 @@
+#pragma once
+// What dense and convolutional layers share (Mlp in neural.cpp, Sequential in convolution.cpp):
+// activations and the layer products split over the threads of the calling task arena.
+
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+
+#include "infield/models/neural.h"
+
+namespace infield::neural::detail {
+
+/// Value and derivative of an activation, elementwise over a matrix (derivative into `d`).
+template <typename T>
+inline void activate(Activation a, Matrix<T>& z, Matrix<T>* d) {
+  auto za = z.array();
+  switch (a) {
+    case Activation::kIdentity:
+      if (d) d->setOnes(z.rows(), z.cols());
+      break;
+    case Activation::kRelu:
+      if (d) *d = (za > T(0)).template cast<T>().matrix();
+      za = za.max(T(0));
+      break;
+    case Activation::kTanh:
+      za = za.tanh();
+      if (d) *d = (T(1) - za.square()).matrix();
+      break;
+    case Activation::kSigmoid: {
+      // Stable for both signs: 1 / (1 + e^-x) = e^x / (1 + e^x).
+      const auto e = (-za.abs()).exp().eval();
+      za = (za >= T(0)).select(T(1) / (T(1) + e), e / (T(1) + e));
+      if (d) *d = (za * (T(1) - za)).matrix();
+      break;
+    }
+    case Activation::kSoftplus: {
+      // log(1 + e^x) = max(x, 0) + log1p(e^-|x|); derivative sigmoid(x).
+      const auto e = (-za.abs()).exp().eval();
+      if (d) *d = (za >= T(0)).select(T(1) / (T(1) + e), e / (T(1) + e)).matrix();
+      za = za.max(T(0)) + e.log1p();
+      break;
+    }
+  }
+}
+
+/// Products of a layer, split over the threads of the calling task arena by blocks of output
+/// columns (or rows of the weight gradient): each thread packs its share of the weights and the
+/// whole (small) batch. No sum is split between threads, but Eigen blocks a sum by the shape of
+/// the product, so a thread count changes results by float rounding.
+constexpr double kParallelMinimumMultiplyAdds = 2e6;
+
+template <typename F>
+inline void for_column_blocks(Eigen::Index columns, double multiply_adds, F&& f) {
+  const int threads = tbb::this_task_arena::max_concurrency();
+  if (threads <= 1 || multiply_adds < kParallelMinimumMultiplyAdds || columns < 32) {
+    f(Eigen::Index{0}, columns);
+    return;
+  }
+  const Eigen::Index parts = std::min<Eigen::Index>(threads, columns / 16);
+  tbb::parallel_for(Eigen::Index{0}, parts, [&](Eigen::Index p) {
+    // Block edges on multiples of 16 columns (two AVX registers of floats).
+    const Eigen::Index begin = (columns * p / parts) / 16 * 16;
+    const Eigen::Index end = p + 1 == parts ? columns : (columns * (p + 1) / parts) / 16 * 16;
+    if (end > begin) f(begin, end - begin);
+  }, tbb::static_partitioner());
+}
+
+/// z = h W^T for W (out x in).
+template <typename H, typename W>
+auto times_transposed(const H& h, const W& w) {
+  Matrix<typename W::Scalar> z(h.rows(), w.rows());
+  for_column_blocks(w.rows(), double(h.rows()) * double(w.rows()) * double(w.cols()),
+                    [&](Eigen::Index c0, Eigen::Index n) {
+                      z.middleCols(c0, n).noalias() = h * w.middleRows(c0, n).transpose();
+                    });
+  return z;
+}
+
+/// g W, split over the columns of W.
+template <typename G, typename W>
+auto times(const G& g, const W& w) {
+  Matrix<typename W::Scalar> z(g.rows(), w.cols());
+  for_column_blocks(w.cols(), double(g.rows()) * double(w.rows()) * double(w.cols()),
+                    [&](Eigen::Index c0, Eigen::Index n) {
+                      z.middleCols(c0, n).noalias() = g * w.middleCols(c0, n);
+                    });
+  return z;
+}
+
+/// gw += g^T x, split over the rows of gw.
+template <typename GW, typename G, typename X>
+void add_outer(GW& gw, const G& g, const X& x) {
+  for_column_blocks(gw.rows(), double(g.rows()) * double(gw.rows()) * double(gw.cols()),
+                    [&](Eigen::Index r0, Eigen::Index n) {
+                      gw.middleRows(r0, n).noalias() += g.middleCols(r0, n).transpose() * x;
+                    });
+}
+
+}  // namespace infield::neural::detail
