@@ -15,6 +15,7 @@
 #include <string>
 
 #include "infield/error.h"
+#include "infield/field.h"
 #include "infield/npy.h"
 
 namespace infield::neural {
@@ -146,14 +147,14 @@ FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vec
   FisherNetLoss<T> out;
   out.value = kl + 0.5 * (batch * zeta * zeta / p + batch * k * zeta + inv_noise * r2);
   out.reconstruction_error = r2 / (batch * k);
-  out.gradient = Vector<T>::Zero(params.size());
+  out.gradient.resize(params.size());  // every entry is written below
   const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r,
-                                   out.gradient.segment(pe, pd));
+                                   out.gradient.segment(pe, pd), true, GradientWrite::kOverwrite);
   Matrix<T> gh(h.rows(), 2 * d);
   gh.leftCols(d) = (mu + gz.array()).matrix();
   gh.rightCols(d) =
       (T(0.5) * (log_var.exp() - T(1)) + T(0.5) * gz.array() * eps.array() * sd.array()).matrix();
-  encoder.vjp(pen, enc_cache, gh, out.gradient.head(pe), false);
+  encoder.vjp(pen, enc_cache, gh, out.gradient.head(pe), false, GradientWrite::kOverwrite);
   out.gradient[pe + pd] = static_cast<T>(batch * zeta / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
   return out;
 }
@@ -286,9 +287,9 @@ Matrix<float> Autoencoder::latent_covariances(const Vector<float>& params,
   constexpr Eigen::Index kChunk = 256;  // bounds the memory of the per-datum Jacobians
   for (Eigen::Index start = 0; start < data.rows(); start += kChunk) {
     const Eigen::Index rows = std::min(kChunk, data.rows() - start);
-    const auto metrics =
-        latent_metrics(decoder_jacobians(*decoder_, pdec, Matrix<float>(h.middleRows(start, rows))),
-                       noise_variance);
+    const auto metrics = latent_systems(*decoder_, pdec, Matrix<float>(h.middleRows(start, rows)),
+                                        noise_variance, Matrix<float>(), Matrix<float>())
+                             .metrics;
     for (Eigen::Index i = 0; i < rows; ++i) {
       // In double: M_i can be ill-conditioned when the noise is small.
       const Eigen::MatrixXd m = metrics[static_cast<std::size_t>(i)].cast<double>();
@@ -549,15 +550,12 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       arena.execute([&] {
         tbb::parallel_for(Eigen::Index{0}, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows,
                           [&](Eigen::Index block) {
-          std::normal_distribution<float> normal;
           const Eigen::Index r0 = block * kNoiseBlockRows;
           std::mt19937_64 rng(mix(options.seed, step, static_cast<std::uint64_t>(r0)));
           const Eigen::Index r1 = std::min(rows, r0 + kNoiseBlockRows);
-          for (Eigen::Index r = r0; r < r1; ++r) {
-            for (Eigen::Index j = 0; j < d; ++j) eta(r, j) = normal(rng);
-            if (fisher)
-              for (Eigen::Index j = 0; j < k; ++j) n(r, j) = normal(rng);
-          }
+          // The block's rows are contiguous in the row-major matrices.
+          fill_standard_normal(eta.row(r0).data(), (r1 - r0) * d, rng);
+          if (fisher) fill_standard_normal(n.row(r0).data(), (r1 - r0) * k, rng);
         });
         for_each_part(rows, kNoiseBlockRows, chunks,
                       [&](int part, Eigen::Index begin, Eigen::Index end) {

@@ -248,7 +248,8 @@ Matrix<T> Sequential<T>::forward(const ParamsRef& params, const Matrix<T>& x, Ca
 
 template <typename T>
 Matrix<T> Sequential<T>::vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
-                             GradientRef param_gradient, bool input_gradient) const {
+                             GradientRef param_gradient, bool input_gradient,
+                             GradientWrite write) const {
   constexpr std::string_view fn = "Sequential::vjp";
   check_argument(cache.inputs.size() == layers_.size(), fn, "cache", "is not from forward()");
   check_argument(u.rows() == cache.batch && u.cols() == output_size(), fn, "u",
@@ -267,8 +268,9 @@ Matrix<T> Sequential<T>::vjp(const ParamsRef& params, const Cache& cache, const 
     if (s.kind == LayerKind::kDense) {
       Eigen::Map<const Matrix<T>> w(p, s.out, s.in);
       Eigen::Map<Matrix<T>> gw(gp, s.out, s.in);
-      add_outer(gw, g, cache.inputs[l]);
-      Eigen::Map<Vector<T>>(gp + s.out * s.in, s.out) += g.colwise().sum().transpose();
+      add_outer(gw, g, cache.inputs[l], write);
+      detail::write_gradient(Eigen::Map<Vector<T>>(gp + s.out * s.in, s.out),
+                             g.colwise().sum().transpose(), write);
       if (!need_input) return Matrix<T>();
       Matrix<T> next = times(g, w);
       g = std::move(next);
@@ -280,15 +282,23 @@ Matrix<T> Sequential<T>::vjp(const ParamsRef& params, const Cache& cache, const 
     Eigen::Map<Matrix<T>> gw(gp, cg.channels_out, window);
     if (s.kind == LayerKind::kConv) {
       const Matrix<T> gm = to_channel_major(g, cg.channels_out, positions);
-      gw.noalias() += gm * cache.inputs[l].transpose();
-      Eigen::Map<Vector<T>>(gp + cg.channels_out * window, cg.channels_out) += gm.rowwise().sum();
+      if (write == GradientWrite::kOverwrite)
+        gw.noalias() = gm * cache.inputs[l].transpose();
+      else
+        gw.noalias() += gm * cache.inputs[l].transpose();
+      detail::write_gradient(Eigen::Map<Vector<T>>(gp + cg.channels_out * window, cg.channels_out),
+                             gm.rowwise().sum(), write);
       if (!need_input) return Matrix<T>();
       g = col2im(cg, times(w.transpose(), gm), batch);
     } else {
       const Matrix<T> gcols = im2col(cg, g);
-      gw.noalias() += cache.inputs[l] * gcols.transpose();
+      if (write == GradientWrite::kOverwrite)
+        gw.noalias() = cache.inputs[l] * gcols.transpose();
+      else
+        gw.noalias() += cache.inputs[l] * gcols.transpose();
       const Eigen::Index plane = cg.rows * cg.cols;
       Eigen::Map<Vector<T>> gb(gp + cg.channels_out * window, cg.channels_in);
+      if (write == GradientWrite::kOverwrite) gb.setZero();
       for (Eigen::Index c = 0; c < cg.channels_in; ++c) gb[c] += g.middleCols(c * plane, plane).sum();
       if (!need_input) return Matrix<T>();
       g = to_batch_rows(times(w, gcols), batch, positions);

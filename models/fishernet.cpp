@@ -10,6 +10,7 @@
 #include "infield/error.h"
 #include "infield/inference/conjugate_gradient.h"
 #include "infield/operator.h"
+#include "layer_kernels.h"
 
 namespace infield::neural {
 
@@ -24,7 +25,7 @@ std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const typename M
   Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
   for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
   Matrix<T> columns;  // (d * batch) x k
-  decoder.forward_with_jvp(params, z, tangents, columns);
+  decoder.forward_with_jvp(params, z, tangents, columns, nullptr, false);
   std::vector<Matrix<T>> out(static_cast<std::size_t>(batch));
   // Per datum, over the threads of the calling arena.
   tbb::parallel_for(Eigen::Index{0}, batch, [&](Eigen::Index b) {
@@ -128,11 +129,96 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::Para
 }
 
 template <typename T>
+LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
+                                const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
+                                const Matrix<T>& eta, LatentSystemRoute route) {
+  constexpr std::string_view fn = "latent_systems";
+  const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
+  check_argument(d == decoder.input_size() && batch > 0, fn, "z",
+                 "must be batch x the decoder's input size");
+  check_argument(noise_variance > 0, fn, "noise_variance", "must be positive");
+  const bool with_rhs = n.size() > 0 || eta.size() > 0;
+  check_argument(!with_rhs || (n.rows() == batch && n.cols() == k), fn, "n", "must be batch x k");
+  check_argument(!with_rhs || (eta.rows() == batch && eta.cols() == d), fn, "eta",
+                 "must be batch x D");
+  const std::size_t layers = decoder.layers();
+  const Eigen::Index hidden = decoder.widths()[layers - 1];
+  const bool linear_last = layers >= 2 && decoder.activations().back() == Activation::kIdentity;
+  if (route == LatentSystemRoute::kAuto) {
+    const double b = double(batch), dd = double(d), h = double(hidden), kk = double(k);
+    const double by_jacobians = dd * b * h * kk + b * dd * dd * kk + (with_rhs ? b * dd * kk : 0);
+    const double by_gram = h * h * kk / 2 + dd * b * h * h + b * dd * dd * h + (with_rhs ? b * kk * h : 0);
+    route = linear_last && by_gram < by_jacobians ? LatentSystemRoute::kLastLayerGram
+                                                  : LatentSystemRoute::kJacobians;
+  }
+  check_argument(route != LatentSystemRoute::kLastLayerGram || linear_last, fn, "route",
+                 "the last-layer Gram route needs a linear last layer and a hidden layer");
+  // Tangent t of every datum is the unit vector e_t: rows t * batch + b.
+  Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
+  for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
+  // `stacked` holds the D columns of J_b (of H_b on the Gram route) as rows t * batch + b;
+  // `gram_stacked` those of W^T W H_b; `projected_noise` the rows n_b^T W.
+  Matrix<T> stacked, gram_stacked, projected_noise;
+  const T* noise_rows = n.data();
+  Eigen::Index noise_width = k;
+  if (route == LatentSystemRoute::kJacobians) {
+    decoder.forward_with_jvp(params, z, tangents, stacked, nullptr, false);
+  } else {
+    std::vector<Eigen::Index> widths(decoder.widths().begin(), decoder.widths().end() - 1);
+    std::vector<Activation> activations(decoder.activations().begin(),
+                                        decoder.activations().end() - 1);
+    const Mlp<T> body(std::move(widths), std::move(activations));
+    body.forward_with_jvp(params.head(body.parameter_count()), z, tangents, stacked);
+    const Eigen::Map<const Matrix<T>> w(params.data() + body.parameter_count(), k, hidden);
+    Matrix<T> gram(hidden, hidden);
+    gram.setZero();
+    gram.template selfadjointView<Eigen::Lower>().rankUpdate(w.transpose());
+    gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
+    gram_stacked = detail::times(stacked, gram);
+    if (with_rhs) {
+      projected_noise = detail::times(n, w);
+      noise_rows = projected_noise.data();
+      noise_width = hidden;
+    }
+  }
+  const Matrix<T>& right = route == LatentSystemRoute::kJacobians ? stacked : gram_stacked;
+  const Eigen::Index width = stacked.cols();
+  LatentSystems<T> out;
+  out.route = route;
+  out.metrics.resize(static_cast<std::size_t>(batch));
+  if (with_rhs) out.rhs.resize(batch, d);
+  const T inv_sigma = T(1) / std::sqrt(noise_variance), inv_variance = T(1) / noise_variance;
+  using Strided = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+  tbb::parallel_for(Eigen::Index{0}, batch, [&](Eigen::Index b) {
+    // Datum b's D rows, batch rows apart.
+    const Strided left_b(stacked.data() + b * width, d, width, Eigen::OuterStride<>(batch * width));
+    const Strided right_b(right.data() + b * width, d, width, Eigen::OuterStride<>(batch * width));
+    Matrix<T>& m = out.metrics[static_cast<std::size_t>(b)];
+    m.noalias() = (left_b * right_b.transpose()) * inv_variance;
+    m.diagonal().array() += T(1);
+    if (with_rhs) {
+      const Eigen::Map<const Vector<T>> noise_b(noise_rows + b * noise_width, noise_width);
+      out.rhs.row(b).noalias() =
+          (left_b * noise_b).transpose() * inv_sigma + eta.row(b);
+    }
+  });
+  return out;
+}
+
+template <typename T>
 Matrix<T> latent_residuals(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
                            T noise_variance, const Matrix<T>& n, const Matrix<T>& eta) {
-  if (z.cols() <= kExplicitSamplingMaxLatent)
-    return latent_residuals_explicit(decoder_jacobians(decoder, params, z), noise_variance, n, eta);
-  return latent_residuals_cg(decoder, params, z, noise_variance, n, eta);
+  if (z.cols() > kExplicitSamplingMaxLatent)
+    return latent_residuals_cg(decoder, params, z, noise_variance, n, eta);
+  check_argument(n.size() > 0 && eta.size() > 0, "latent_residuals", "n, eta",
+                 "must not be empty");
+  const LatentSystems<T> systems = latent_systems(decoder, params, z, noise_variance, n, eta);
+  Matrix<T> out(z.rows(), z.cols());
+  tbb::parallel_for(Eigen::Index{0}, z.rows(), [&](Eigen::Index b) {
+    const Eigen::LLT<Matrix<T>> llt(systems.metrics[static_cast<std::size_t>(b)]);
+    out.row(b) = llt.solve(systems.rhs.row(b).transpose()).transpose();
+  });
+  return out;
 }
 
 namespace {
@@ -178,13 +264,15 @@ FisherNetLoss<T> loss_given_mean(const Mlp<T>& encoder, const Mlp<T>& decoder,
   const double zd = static_cast<double>(zeta);
   out.value = 0.5 * (z2 + batch * zd * zd / p + batch * k * zd + inv_noise * r2);
   out.reconstruction_error = r2 / (batch * k);
-  out.gradient = Vector<T>::Zero(params.size());
+  out.gradient.resize(params.size());  // every entry is written below
   // d/df = -exp(-zeta) r; through the decoder to its parameters and to z.
   const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r,
-                                   out.gradient.segment(pe, pd)) +
+                                   out.gradient.segment(pe, pd), true,
+                                   GradientWrite::kOverwrite) +
                        z;
   // z = mu + delta with delta fixed; the data need no gradient.
-  encoder.vjp(params.head(pe), enc_cache, gz, out.gradient.head(pe), false);
+  encoder.vjp(params.head(pe), enc_cache, gz, out.gradient.head(pe), false,
+              GradientWrite::kOverwrite);
   out.gradient[pe + pd] = static_cast<T>(batch * zd / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
   return out;
 }
@@ -235,6 +323,12 @@ template Matrix<float> latent_residuals_cg(const Mlp<float>&, const Mlp<float>::
 template Matrix<double> latent_residuals_cg(const Mlp<double>&, const Mlp<double>::ParamsRef&,
                                             const Matrix<double>&, double, const Matrix<double>&,
                                             const Matrix<double>&, double);
+template LatentSystems<float> latent_systems(const Mlp<float>&, const Mlp<float>::ParamsRef&,
+                                             const Matrix<float>&, float, const Matrix<float>&,
+                                             const Matrix<float>&, LatentSystemRoute);
+template LatentSystems<double> latent_systems(const Mlp<double>&, const Mlp<double>::ParamsRef&,
+                                              const Matrix<double>&, double, const Matrix<double>&,
+                                              const Matrix<double>&, LatentSystemRoute);
 template Matrix<float> latent_residuals(const Mlp<float>&, const Mlp<float>::ParamsRef&,
                                         const Matrix<float>&, float, const Matrix<float>&,
                                         const Matrix<float>&);

@@ -89,13 +89,25 @@ auto times(const G& g, const W& w) {
   return z;
 }
 
-/// gw += g^T x, split over the rows of gw.
+/// gw += g^T x (or gw = g^T x with kOverwrite), split over the rows of gw.
 template <typename GW, typename G, typename X>
-void add_outer(GW& gw, const G& g, const X& x) {
+void add_outer(GW& gw, const G& g, const X& x, GradientWrite write = GradientWrite::kAccumulate) {
   for_column_blocks(gw.rows(), double(g.rows()) * double(gw.rows()) * double(gw.cols()),
                     [&](Eigen::Index r0, Eigen::Index n) {
-                      gw.middleRows(r0, n).noalias() += g.middleCols(r0, n).transpose() * x;
+                      if (write == GradientWrite::kOverwrite)
+                        gw.middleRows(r0, n).noalias() = g.middleCols(r0, n).transpose() * x;
+                      else
+                        gw.middleRows(r0, n).noalias() += g.middleCols(r0, n).transpose() * x;
                     });
+}
+
+/// dst += src, or dst = src with kOverwrite.
+template <typename D, typename S>
+void write_gradient(D&& dst, const S& src, GradientWrite write) {
+  if (write == GradientWrite::kOverwrite)
+    dst = src;
+  else
+    dst += src;
 }
 
 }  // namespace infield::neural::detail

@@ -88,7 +88,8 @@ Matrix<T> Mlp<T>::forward(const ParamsRef& params, const Matrix<T>& x, Cache* ca
 
 template <typename T>
 Matrix<T> Mlp<T>::forward_with_jvp(const ParamsRef& params, const Matrix<T>& x,
-                                   const Matrix<T>& dx, Matrix<T>& jvp, Cache* cache) const {
+                                   const Matrix<T>& dx, Matrix<T>& jvp, Cache* cache,
+                                   bool output) const {
   constexpr std::string_view fn = "Mlp::forward_with_jvp";
   check_argument(params.size() == parameter_count(), fn, "params", "has the wrong size");
   const Eigen::Index batch = x.rows();
@@ -108,6 +109,15 @@ Matrix<T> Mlp<T>::forward_with_jvp(const ParamsRef& params, const Matrix<T>& x,
     const Eigen::Index in = widths_[l], out = widths_[l + 1];
     Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
     Eigen::Map<const Vector<T>> b(params.data() + offsets_[l] + out * in, out);
+    if (!output && l + 1 == layers() && activations_[l] == Activation::kIdentity) {
+      // A linear last layer maps the tangents alone: its output at x is not needed.
+      jvp = times_transposed(stacked.bottomRows(batch * k), w);
+      if (cache) {
+        cache->inputs[l] = stacked.topRows(batch);
+        cache->derivatives[l].setOnes(batch, out);
+      }
+      return Matrix<T>();
+    }
     Matrix<T> z = times_transposed(stacked, w);
     Matrix<T> primal = z.topRows(batch);
     primal.rowwise() += b.transpose();
@@ -148,7 +158,8 @@ Matrix<T> Mlp<T>::jvp_input(const ParamsRef& params, const Cache& cache,
 
 template <typename T>
 Matrix<T> Mlp<T>::vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
-                      GradientRef param_gradient, bool input_gradient) const {
+                      GradientRef param_gradient, bool input_gradient,
+                      GradientWrite write) const {
   constexpr std::string_view fn = "Mlp::vjp";
   check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
   check_argument(u.rows() == cache.inputs[0].rows() && u.cols() == output_size(), fn, "u",
@@ -162,8 +173,8 @@ Matrix<T> Mlp<T>::vjp(const ParamsRef& params, const Cache& cache, const Matrix<
     Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
     Eigen::Map<Matrix<T>> gw(param_gradient.data() + offsets_[l], out, in);
     Eigen::Map<Vector<T>> gb(param_gradient.data() + offsets_[l] + out * in, out);
-    add_outer(gw, g, cache.inputs[l]);
-    gb += g.colwise().sum().transpose();
+    add_outer(gw, g, cache.inputs[l], write);
+    detail::write_gradient(gb, g.colwise().sum().transpose(), write);
     if (l == 0 && !input_gradient) return Matrix<T>();
     Matrix<T> next = times(g, w);
     g = std::move(next);

@@ -93,6 +93,12 @@ inline double vdot(const Field& a, const Field& b) { return a.vdot(b); }
 /// n independent standard-normal values from `rng`.
 Eigen::VectorXd standard_normal_vector(Eigen::Index n, std::mt19937_64& rng);
 
+/// Fills out[0, n) with independent standard-normal floats from `rng`: the Box-Muller transform
+/// evaluated vectorised, several times faster than std::normal_distribution (for training noise,
+/// tens of thousands of values per step). Each 64-bit draw gives one pair, 32 bits for the radius
+/// and 24 for the angle, so |values| stay below 6.7 (a tail mass of 2e-11 is cut off).
+void fill_standard_normal(float* out, Eigen::Index n, std::mt19937_64& rng);
+
 /// A MultiField is a Field whose space is a MultiDomain.
 using MultiField = Field;
 

@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "infield/error.h"
+#include "infield/testing/statistics.h"
 
 namespace infield {
 namespace {
@@ -102,6 +107,56 @@ TEST(Field, NormalFieldIsReproducibleFromTheSeed) {
   std::mt19937_64 r1(7), r2(7);
   EXPECT_EQ(Field::normal(unstructured(10), r1).values(),
             Field::normal(unstructured(10), r2).values());
+}
+
+}  // namespace
+}  // namespace infield
+
+namespace infield {
+namespace {
+
+TEST(FillStandardNormal, DrawsAreStandardNormalAndIndependentInPairs) {
+  constexpr Eigen::Index n = 200001;  // odd: the last pair's sine is dropped
+  std::vector<float> values(n);
+  std::mt19937_64 rng(2026);
+  fill_standard_normal(values.data(), n, rng);
+  Eigen::VectorXd x(n);
+  for (Eigen::Index i = 0; i < n; ++i) x[i] = values[static_cast<std::size_t>(i)];
+  ASSERT_TRUE(x.allFinite());
+  EXPECT_LT(x.cwiseAbs().maxCoeff(), 6.7);
+  const double d = testing::ks_statistic(x, [](double v) { return 0.5 * std::erfc(-v / std::sqrt(2.0)); });
+  EXPECT_LT(d, testing::ks_critical_1e3(n));
+  // Mean and variance within 4.5 standard errors (var of the sample variance: 2 / n).
+  EXPECT_LT(std::abs(x.mean()), 4.5 / std::sqrt(double(n)));
+  EXPECT_LT(std::abs(x.squaredNorm() / n - 1.0), 4.5 * std::sqrt(2.0 / n));
+  // The cosine and sine of one pair are independent: within a chunk of 2 x 256 values, value i
+  // and i + 256 come from one pair. Their correlation within 4.5 standard errors.
+  double cross = 0;
+  Eigen::Index pairs = 0;
+  for (Eigen::Index c = 0; c + 512 <= n; c += 512)
+    for (Eigen::Index i = 0; i < 256; ++i, ++pairs) cross += x[c + i] * x[c + i + 256];
+  EXPECT_LT(std::abs(cross / pairs), 4.5 / std::sqrt(double(pairs)));
+  // The tail beyond 3: binomial count within 4.5 standard deviations.
+  const double p3 = std::erfc(3.0 / std::sqrt(2.0));
+  const double beyond3 = double((x.array().abs() > 3.0).count());
+  EXPECT_LT(std::abs(beyond3 - n * p3), 4.5 * std::sqrt(n * p3 * (1 - p3)));
+}
+
+TEST(FillStandardNormal, IsReproducibleFromTheSeedForAnyCount) {
+  for (Eigen::Index n : {0, 1, 2, 7, 511, 512, 513, 1000}) {
+    std::vector<float> a(static_cast<std::size_t>(n) + 1, -1.0F), b(a);
+    std::mt19937_64 ra(5), rb(5);
+    fill_standard_normal(a.data(), n, ra);
+    fill_standard_normal(b.data(), n, rb);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(a.back(), -1.0F) << "wrote past n = " << n;
+    // The output's alignment does not change the values.
+    std::vector<float> shifted(a.size() + 1);
+    std::mt19937_64 rs(5);
+    fill_standard_normal(shifted.data() + 1, n, rs);
+    EXPECT_TRUE(std::equal(a.begin(), a.end() - 1, shifted.begin() + 1)) << n;
+    for (Eigen::Index i = 0; i < n; ++i) EXPECT_TRUE(std::isfinite(a[static_cast<std::size_t>(i)]));
+  }
 }
 
 }  // namespace

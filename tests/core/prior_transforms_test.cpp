@@ -28,6 +28,7 @@
 #include "infield/linear_operators.h"
 #include "infield/pointwise.h"
 #include "infield/testing/matchers.h"
+#include "infield/testing/statistics.h"
 
 namespace infield {
 namespace {
@@ -164,23 +165,10 @@ Evaluated evaluate_at(const OperatorPtr& op, const std::vector<double>& xi) {
   return {lin.value.values(), lin.jacobian->times(ones).values()};
 }
 
-/// Kolmogorov-Smirnov statistic of samples against a continuous CDF.
-template <typename Cdf>
-double ks_statistic(Eigen::VectorXd samples, Cdf cdf) {
-  std::sort(samples.data(), samples.data() + samples.size());
-  const double n = static_cast<double>(samples.size());
-  double d = 0;
-  for (Eigen::Index i = 0; i < samples.size(); ++i) {
-    const double f = cdf(samples[i]);
-    d = std::max({d, f - i / n, (i + 1) / n - f});
-  }
-  return d;
-}
+using testing::ks_statistic;
 
 constexpr int kKsDraws = 20000;
-/// Critical value of the KS statistic at significance 1e-3 (asymptotic: sqrt(-log(5e-4)/2) /
-/// sqrt(n)).
-const double kKsCritical = 1.95 / std::sqrt(static_cast<double>(kKsDraws));
+const double kKsCritical = testing::ks_critical_1e3(kKsDraws);
 
 Eigen::VectorXd standard_normal_draws(int n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 
 #include "infield/error.h"
@@ -95,6 +96,11 @@ TEST(Convolution, SequentialGradientsMatchFiniteDifferences) {
   const Matrix<double> y = net.forward(p, x, &cache);
   Vector<double> gp = Vector<double>::Zero(p.size());
   const Matrix<double> gx = net.vjp(p, cache, u, gp);
+  // Overwriting a vector full of NaN gives the gradient accumulated into zeros, bit for bit.
+  Vector<double> overwritten =
+      Vector<double>::Constant(p.size(), std::numeric_limits<double>::quiet_NaN());
+  net.vjp(p, cache, u, overwritten, true, neural::GradientWrite::kOverwrite);
+  EXPECT_EQ(overwritten, gp);
   auto value = [&](const Vector<double>& q, const Matrix<double>& xx) {
     return (net.forward(q, xx).array() * u.array()).sum();
   };

@@ -142,6 +142,61 @@ TEST(FisherNet, ExplicitAndConjugateGradientSamplingAgree) {
   }
 }
 
+TEST(FisherNet, LatentSystemsByBothRoutesEqualTheExplicitMetricAndRightHandSide) {
+  // A linear last layer, so that both routes apply; wide enough that kAuto takes the Gram route
+  // for D = 12 and the Jacobians for D = 2.
+  for (Eigen::Index d : {2, 12}) {
+    const Mlp<double> decoder({d, 16, 16, 60},
+                              {Activation::kRelu, Activation::kTanh, Activation::kIdentity});
+    std::mt19937_64 rng(static_cast<std::uint64_t>(20 + d));
+    const Vector<double> pd = decoder.initialize(neural::Initialization::kUniformFanIn, rng);
+    const Matrix<double> z = normal_matrix(5, d, rng), n = normal_matrix(5, 60, rng),
+                         eta = normal_matrix(5, d, rng);
+    const double noise = 0.07;
+    const auto jac = neural::decoder_jacobians(decoder, pd, z);
+    const auto metrics = neural::latent_metrics(jac, noise);
+    for (auto route : {neural::LatentSystemRoute::kJacobians,
+                       neural::LatentSystemRoute::kLastLayerGram}) {
+      const auto systems = neural::latent_systems(decoder, pd, z, noise, n, eta, route);
+      EXPECT_EQ(systems.route, route);
+      for (Eigen::Index b = 0; b < 5; ++b) {
+        const auto i = static_cast<std::size_t>(b);
+        EXPECT_LE((systems.metrics[i] - metrics[i]).norm(), 1e-12 * metrics[i].norm()) << b;
+        const Vector<double> theta =
+            jac[i].transpose() * n.row(b).transpose() / std::sqrt(noise) + eta.row(b).transpose();
+        EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm()) << b;
+      }
+      // Metrics only.
+      const auto only = neural::latent_systems(decoder, pd, z, noise, Matrix<double>(),
+                                               Matrix<double>(), route);
+      EXPECT_EQ(only.rhs.size(), 0);
+      EXPECT_LE((only.metrics[3] - metrics[3]).norm(), 1e-12 * metrics[3].norm());
+    }
+    const auto automatic = neural::latent_systems(decoder, pd, z, noise, n, eta);
+    EXPECT_EQ(automatic.route, d == 2 ? neural::LatentSystemRoute::kJacobians
+                                      : neural::LatentSystemRoute::kLastLayerGram);
+    // latent_residuals solves these systems: the explicit residuals up to rounding.
+    const Matrix<double> explicit_delta = neural::latent_residuals_explicit(jac, noise, n, eta);
+    EXPECT_LE((neural::latent_residuals(decoder, pd, z, noise, n, eta) - explicit_delta).norm(),
+              1e-10 * explicit_delta.norm());
+  }
+  // A non-linear last layer has no Gram route; mismatched noise is refused.
+  const Mlp<double> sigmoid_last({3, 8, 10}, {Activation::kRelu, Activation::kSigmoid});
+  std::mt19937_64 rng(9);
+  const Vector<double> ps = sigmoid_last.initialize(neural::Initialization::kGlorotUniform, rng);
+  const Matrix<double> z = normal_matrix(2, 3, rng);
+  EXPECT_THROW(neural::latent_systems(sigmoid_last, ps, z, 0.1, normal_matrix(2, 10, rng),
+                                      normal_matrix(2, 3, rng),
+                                      neural::LatentSystemRoute::kLastLayerGram),
+               InvalidArgument);
+  EXPECT_EQ(neural::latent_systems(sigmoid_last, ps, z, 0.1, Matrix<double>(), Matrix<double>())
+                .route,
+            neural::LatentSystemRoute::kJacobians);
+  EXPECT_THROW(neural::latent_systems(sigmoid_last, ps, z, 0.1, normal_matrix(2, 9, rng),
+                                      normal_matrix(2, 3, rng)),
+               InvalidArgument);
+}
+
 TEST(FisherNet, MatrixFreeResidualsEqualExplicitOnes) {
   // A wider latent space, so that the CG has real work; same n and eta both ways.
   const Mlp<double> decoder({40, 30, 50}, {Activation::kTanh, Activation::kSigmoid});

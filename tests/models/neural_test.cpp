@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "infield/error.h"
 #include "infield/testing/matchers.h"
@@ -83,6 +84,27 @@ INSTANTIATE_TEST_SUITE_P(All, MlpActivations,
                                            Activation::kTanh, Activation::kSigmoid,
                                            Activation::kSoftplus));
 
+TEST(Mlp, OverwritingTheGradientEqualsAccumulatingIntoZeros) {
+  const Mlp<double> mlp({4, 6, 5, 3}, {Activation::kRelu, Activation::kTanh, Activation::kIdentity});
+  std::mt19937_64 rng(11);
+  const Vector<double> params = mlp.initialize(neural::Initialization::kUniformFanIn, rng);
+  Mlp<double>::Cache cache;
+  mlp.forward(params, random_matrix(7, 4, 12), &cache);
+  const Matrix<double> u = random_matrix(7, 3, 13);
+  for (bool input_gradient : {true, false}) {
+    Vector<double> accumulated = Vector<double>::Zero(mlp.parameter_count());
+    mlp.vjp(params, cache, u, accumulated, input_gradient);
+    Vector<double> overwritten = Vector<double>::Constant(
+        mlp.parameter_count(), std::numeric_limits<double>::quiet_NaN());
+    mlp.vjp(params, cache, u, overwritten, input_gradient, neural::GradientWrite::kOverwrite);
+    EXPECT_EQ(overwritten, accumulated);
+    // Accumulating adds to what is there.
+    Vector<double> twice = accumulated;
+    mlp.vjp(params, cache, u, twice, input_gradient);
+    EXPECT_LE((twice - 2 * accumulated).norm(), 1e-14 * accumulated.norm());
+  }
+}
+
 TEST(Mlp, ForwardIsTheLayersComposed) {
   const Mlp<double> mlp({2, 3, 1}, {Activation::kRelu, Activation::kIdentity});
   ASSERT_EQ(mlp.parameter_count(), 3 * 2 + 3 + 1 * 3 + 1);
@@ -116,6 +138,15 @@ TEST(Mlp, SeveralTangentsAtOnceEqualOneByOne) {
   const Matrix<double> y = mlp.forward_with_jvp(params, x, tangents, fused_jvp, &fused_cache);
   EXPECT_LE((y - mlp.forward(params, x)).norm(), 1e-14 * y.norm());
   EXPECT_LE((fused_jvp - all).norm(), 1e-14 * all.norm());
+  // Without the output (a linear last layer): the same tangents, an empty output.
+  const Mlp<double> linear_last({5, 8, 4}, {Activation::kTanh, Activation::kIdentity});
+  Mlp<double>::Cache linear_cache;
+  linear_last.forward(params, x, &linear_cache);
+  Matrix<double> tangents_only;
+  EXPECT_EQ(linear_last.forward_with_jvp(params, x, tangents, tangents_only, nullptr, false).size(),
+            0);
+  const Matrix<double> expected = linear_last.jvp_input(params, linear_cache, tangents);
+  EXPECT_LE((tangents_only - expected).norm(), 1e-14 * expected.norm());
   for (std::size_t l = 0; l < 2; ++l) {  // one stacked GEMM rounds as the two separate ones
     EXPECT_LE((fused_cache.inputs[l] - cache.inputs[l]).norm(), 1e-14 * cache.inputs[l].norm());
     EXPECT_LE((fused_cache.derivatives[l] - cache.derivatives[l]).norm(),

@@ -82,9 +82,11 @@ class Sequential {
     Eigen::Index batch = 0;
   };
   Matrix<T> forward(const ParamsRef& params, const Matrix<T>& x, Cache* cache = nullptr) const;
-  /// Adds J_params^T u to param_gradient and returns J_x^T u (empty when input_gradient is false).
+  /// Adds J_params^T u to param_gradient (or writes it there, kOverwrite) and returns J_x^T u
+  /// (empty when input_gradient is false).
   Matrix<T> vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
-                GradientRef param_gradient, bool input_gradient = true) const;
+                GradientRef param_gradient, bool input_gradient = true,
+                GradientWrite write = GradientWrite::kAccumulate) const;
 
  private:
   std::vector<LayerSpec> layers_;

@@ -61,11 +61,36 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::Para
                               T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
                               double relative_residual = 1e-10);
 
+/// The per-datum linear systems of the explicit sampler, M_b delta_b = theta_b with
+/// theta_b = J_b^T n_b / sigma + eta_b, formed without per-datum copies of J_b and by the
+/// cheaper of two routes for the shapes:
+/// - kJacobians: D tangents per datum through every layer (J stacked for the batch), then
+///   M_b = J_b^T J_b / s^2 + 1;
+/// - kLastLayerGram (a linear last layer f = W h + c only): the tangents stop at the last hidden
+///   layer, H_b (h x D), and J_b = W H_b gives M_b = H_b^T (W^T W) H_b / s^2 + 1 and
+///   J_b^T n_b = H_b^T (W^T n_b). One Gram matrix W^T W per batch (h^2 k / 2 multiply-adds)
+///   replaces the D B products by W (D B h k): cheaper for large D.
+/// Both compute the same matrices up to float rounding; kAuto picks by multiply-add count.
+enum class LatentSystemRoute { kAuto, kJacobians, kLastLayerGram };
+template <typename T>
+struct LatentSystems {
+  std::vector<Matrix<T>> metrics;  ///< M_b, D x D
+  Matrix<T> rhs;                   ///< theta, B x D (empty when n and eta are)
+  LatentSystemRoute route = LatentSystemRoute::kAuto;  ///< the route taken
+};
+/// n (B x k) and eta (B x D) may both be empty: then only the metrics are formed.
+template <typename T>
+LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
+                                const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
+                                const Matrix<T>& eta,
+                                LatentSystemRoute route = LatentSystemRoute::kAuto);
+
 /// Latent dimension above which `latent_residuals` uses CG instead of explicit Jacobians: forming
 /// J_b costs D decoder JVPs and the Cholesky D^3 / 3, a CG solve about 2 products per iteration.
 constexpr Eigen::Index kExplicitSamplingMaxLatent = 32;
 
-/// latent_residuals_explicit for D <= kExplicitSamplingMaxLatent, latent_residuals_cg above.
+/// For D <= kExplicitSamplingMaxLatent a Cholesky solve of latent_systems (the same residuals
+/// as latent_residuals_explicit up to rounding), latent_residuals_cg above.
 template <typename T>
 Matrix<T> latent_residuals(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
                            T noise_variance, const Matrix<T>& n, const Matrix<T>& eta);

@@ -22,6 +22,11 @@ using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>
 template <typename T>
 using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
+/// How a vjp stores the parameter gradient: added to what the vector holds, or written over it
+/// (every entry is written, so the vector need not be zeroed first: a training step saves a pass
+/// over all parameters).
+enum class GradientWrite { kAccumulate, kOverwrite };
+
 enum class Activation { kIdentity, kRelu, kTanh, kSigmoid, kSoftplus };
 enum class Initialization {
   kGlorotUniform,  ///< U(-a, a), a = sqrt(6 / (in + out)): for tanh, sigmoid, identity.
@@ -43,6 +48,7 @@ class Mlp {
   std::size_t layers() const { return activations_.size(); }
   Eigen::Index parameter_count() const { return offsets_.back(); }
   const std::vector<Eigen::Index>& widths() const { return widths_; }
+  const std::vector<Activation>& activations() const { return activations_; }
 
   /// Fresh parameters: weights by `init` from `rng`; biases zero (uniform for kUniformFanIn).
   Vector<T> initialize(Initialization init, std::mt19937_64& rng) const;
@@ -66,15 +72,18 @@ class Mlp {
   Matrix<T> jvp_input(const ParamsRef& params, const Cache& cache, const Matrix<T>& dx) const;
   /// forward() and jvp_input() in one pass: the batch and its k tangents per datum go through
   /// each layer as one stacked GEMM (the weights are packed once for both). Returns y; the
-  /// tangents' image J_x dx goes to `jvp`.
+  /// tangents' image J_x dx goes to `jvp`. With `output` false and a linear last layer, that
+  /// layer maps the tangents only and an empty y is returned (a Jacobian needs the activations'
+  /// derivatives on the way, not the network's output).
   Matrix<T> forward_with_jvp(const ParamsRef& params, const Matrix<T>& x, const Matrix<T>& dx,
-                             Matrix<T>& jvp, Cache* cache = nullptr) const;
+                             Matrix<T>& jvp, Cache* cache = nullptr, bool output = true) const;
   /// For an output cotangent u (batch x output_size): adds J_params^T u to `param_gradient`
-  /// (size parameter_count(); accumulated, not overwritten) and returns J_x^T u. With
-  /// input_gradient false the first layer's input product is skipped (an encoder fed by data
-  /// needs none) and an empty matrix is returned.
+  /// (size parameter_count(); or writes it there with GradientWrite::kOverwrite) and returns
+  /// J_x^T u. With input_gradient false the first layer's input product is skipped (an encoder
+  /// fed by data needs none) and an empty matrix is returned.
   Matrix<T> vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
-                GradientRef param_gradient, bool input_gradient = true) const;
+                GradientRef param_gradient, bool input_gradient = true,
+                GradientWrite write = GradientWrite::kAccumulate) const;
 
  private:
   std::vector<Eigen::Index> widths_;
