@@ -515,9 +515,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
 
   tbb::task_arena arena(options.threads);
   const bool batch_parallel =
-      options.threads > 1 &&
-      (options.parallelism == TrainingOptions::Parallelism::kBatch ||
-       (options.parallelism == TrainingOptions::Parallelism::kAuto && fisher));
+      options.threads > 1 && options.parallelism == TrainingOptions::Parallelism::kBatch;
   std::vector<std::unique_ptr<tbb::task_arena>> chunk_arenas;
   for (int i = 0; i < options.threads; ++i)
     chunk_arenas.push_back(std::make_unique<tbb::task_arena>(1));
