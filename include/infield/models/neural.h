@@ -23,8 +23,7 @@ template <typename T>
 using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
 /// How a vjp stores the parameter gradient: added to what the vector holds, or written over it
-/// (every entry is written, so the vector need not be zeroed first: a training step saves a pass
-/// over all parameters).
+/// (every entry is written, so the vector need not be zeroed or even initialised first).
 enum class GradientWrite { kAccumulate, kOverwrite };
 
 enum class Activation { kIdentity, kRelu, kTanh, kSigmoid, kSoftplus };
