@@ -57,7 +57,7 @@ std::pair<double, double> macs(const infield::neural::Sequential<float>& net) {
 /// FLOPs per image of a training step as the PyTorch reference counts them (forward + backward,
 /// with the encoder's input gradient), and as this code runs it (without that gradient; for
 /// FisherNet without the decoder's output at mu and with the metric by the route that
-/// latent_systems takes, by the same count: the Gram route's W^T W shared by a batch of 64).
+/// latent_systems takes for the batch: the Gram route's W^T W shared by the batch).
 std::pair<double, double> step_flops(const Autoencoder& m, double batch) {
   if (m.kind() == AutoencoderKind::kCvae) {
     const auto [fe, first] = macs(m.conv_encoder());
@@ -75,9 +75,13 @@ std::pair<double, double> step_flops(const Autoencoder& m, double batch) {
   const auto& w = m.decoder().widths();
   const double k = static_cast<double>(w.back()), h = static_cast<double>(w[w.size() - 2]);
   const double last = h * k;
-  const double by_jacobians = (1 + d) * fd - last + d * d * k + d * k;
-  const double by_gram = (1 + d) * (fd - last) + h * h * k / 2 / batch + d * h * h + d * d * h + k * h;
-  const double own = 3 * fe - first + 3 * fd + std::min(by_jacobians, by_gram);
+  const bool gram = infield::neural::latent_system_route(
+                        m.decoder(), static_cast<Eigen::Index>(batch), true) ==
+                    infield::neural::LatentSystemRoute::kLastLayerGram;
+  const double metric = gram ? (1 + d) * (fd - last) + h * h * k / 2 / batch + d * h * h +
+                                   d * d * h + k * h
+                             : (1 + d) * fd - last + d * d * k + d * k;
+  const double own = 3 * fe - first + 3 * fd + metric;
   return {2 * reference, 2 * own};
 }
 

@@ -282,20 +282,14 @@ Matrix<T> Sequential<T>::vjp(const ParamsRef& params, const Cache& cache, const 
     Eigen::Map<Matrix<T>> gw(gp, cg.channels_out, window);
     if (s.kind == LayerKind::kConv) {
       const Matrix<T> gm = to_channel_major(g, cg.channels_out, positions);
-      if (write == GradientWrite::kOverwrite)
-        gw.noalias() = gm * cache.inputs[l].transpose();
-      else
-        gw.noalias() += gm * cache.inputs[l].transpose();
+      detail::write_gradient(gw, gm * cache.inputs[l].transpose(), write);
       detail::write_gradient(Eigen::Map<Vector<T>>(gp + cg.channels_out * window, cg.channels_out),
                              gm.rowwise().sum(), write);
       if (!need_input) return Matrix<T>();
       g = col2im(cg, times(w.transpose(), gm), batch);
     } else {
       const Matrix<T> gcols = im2col(cg, g);
-      if (write == GradientWrite::kOverwrite)
-        gw.noalias() = cache.inputs[l] * gcols.transpose();
-      else
-        gw.noalias() += cache.inputs[l] * gcols.transpose();
+      detail::write_gradient(gw, cache.inputs[l] * gcols.transpose(), write);
       const Eigen::Index plane = cg.rows * cg.cols;
       Eigen::Map<Vector<T>> gb(gp + cg.channels_out * window, cg.channels_in);
       if (write == GradientWrite::kOverwrite) gb.setZero();

@@ -14,18 +14,28 @@
 
 namespace infield::neural {
 
+namespace {
+
+/// The unit tangents e_t of every datum for a multi-tangent JVP: row t * batch + b is e_t.
+template <typename T>
+Matrix<T> unit_tangents(Eigen::Index batch, Eigen::Index d) {
+  Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
+  for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
+  return tangents;
+}
+
+}  // namespace
+
 template <typename T>
 std::vector<Matrix<T>> decoder_jacobians(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                                          const Matrix<T>& z) {
   const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
   check_argument(d == decoder.input_size(), "decoder_jacobians", "z",
                  "must have the decoder's input size as columns");
-  // Tangent t of every datum is the unit vector e_t: rows t * batch + b. The forward pass at z
-  // (for the activations' derivatives) and the tangents share every layer's GEMM.
-  Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
-  for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
+  // The forward pass at z (for the activations' derivatives) and the tangents share every
+  // layer's GEMM.
   Matrix<T> columns;  // (d * batch) x k
-  decoder.forward_with_jvp(params, z, tangents, columns, nullptr, false);
+  decoder.forward_with_jvp(params, z, unit_tangents<T>(batch, d), columns, nullptr, false);
   std::vector<Matrix<T>> out(static_cast<std::size_t>(batch));
   // Per datum, over the threads of the calling arena.
   tbb::parallel_for(Eigen::Index{0}, batch, [&](Eigen::Index b) {
@@ -129,6 +139,18 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::Para
 }
 
 template <typename T>
+LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs) {
+  const std::size_t layers = decoder.layers();
+  if (layers < 2 || decoder.activations().back() != Activation::kIdentity)
+    return LatentSystemRoute::kJacobians;
+  const double b = double(batch), d = double(decoder.input_size()),
+               h = double(decoder.widths()[layers - 1]), k = double(decoder.output_size());
+  const double by_jacobians = d * b * h * k + b * d * d * k + (with_rhs ? b * d * k : 0);
+  const double by_gram = h * h * k / 2 + d * b * h * h + b * d * d * h + (with_rhs ? b * k * h : 0);
+  return by_gram < by_jacobians ? LatentSystemRoute::kLastLayerGram : LatentSystemRoute::kJacobians;
+}
+
+template <typename T>
 LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                                 const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
                                 const Matrix<T>& eta, LatentSystemRoute route) {
@@ -144,18 +166,10 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
   const std::size_t layers = decoder.layers();
   const Eigen::Index hidden = decoder.widths()[layers - 1];
   const bool linear_last = layers >= 2 && decoder.activations().back() == Activation::kIdentity;
-  if (route == LatentSystemRoute::kAuto) {
-    const double b = double(batch), dd = double(d), h = double(hidden), kk = double(k);
-    const double by_jacobians = dd * b * h * kk + b * dd * dd * kk + (with_rhs ? b * dd * kk : 0);
-    const double by_gram = h * h * kk / 2 + dd * b * h * h + b * dd * dd * h + (with_rhs ? b * kk * h : 0);
-    route = linear_last && by_gram < by_jacobians ? LatentSystemRoute::kLastLayerGram
-                                                  : LatentSystemRoute::kJacobians;
-  }
+  if (route == LatentSystemRoute::kAuto) route = latent_system_route(decoder, batch, with_rhs);
   check_argument(route != LatentSystemRoute::kLastLayerGram || linear_last, fn, "route",
                  "the last-layer Gram route needs a linear last layer and a hidden layer");
-  // Tangent t of every datum is the unit vector e_t: rows t * batch + b.
-  Matrix<T> tangents = Matrix<T>::Zero(d * batch, d);
-  for (Eigen::Index t = 0; t < d; ++t) tangents.block(t * batch, t, batch, 1).setOnes();
+  const Matrix<T> tangents = unit_tangents<T>(batch, d);
   // `stacked` holds the D columns of J_b (of H_b on the Gram route) as rows t * batch + b;
   // `gram_stacked` those of W^T W H_b; `projected_noise` the rows n_b^T W.
   Matrix<T> stacked, gram_stacked, projected_noise;
@@ -323,6 +337,8 @@ template Matrix<float> latent_residuals_cg(const Mlp<float>&, const Mlp<float>::
 template Matrix<double> latent_residuals_cg(const Mlp<double>&, const Mlp<double>::ParamsRef&,
                                             const Matrix<double>&, double, const Matrix<double>&,
                                             const Matrix<double>&, double);
+template LatentSystemRoute latent_system_route(const Mlp<float>&, Eigen::Index, bool);
+template LatentSystemRoute latent_system_route(const Mlp<double>&, Eigen::Index, bool);
 template LatentSystems<float> latent_systems(const Mlp<float>&, const Mlp<float>::ParamsRef&,
                                              const Matrix<float>&, float, const Matrix<float>&,
                                              const Matrix<float>&, LatentSystemRoute);

@@ -89,25 +89,23 @@ auto times(const G& g, const W& w) {
   return z;
 }
 
+/// dst += src, or dst = src with kOverwrite; a product src is evaluated straight into dst.
+template <typename D, typename S>
+void write_gradient(D&& dst, const S& src, GradientWrite write) {
+  if (write == GradientWrite::kOverwrite)
+    dst.noalias() = src;
+  else
+    dst.noalias() += src;
+}
+
 /// gw += g^T x (or gw = g^T x with kOverwrite), split over the rows of gw.
 template <typename GW, typename G, typename X>
 void add_outer(GW& gw, const G& g, const X& x, GradientWrite write = GradientWrite::kAccumulate) {
   for_column_blocks(gw.rows(), double(g.rows()) * double(gw.rows()) * double(gw.cols()),
                     [&](Eigen::Index r0, Eigen::Index n) {
-                      if (write == GradientWrite::kOverwrite)
-                        gw.middleRows(r0, n).noalias() = g.middleCols(r0, n).transpose() * x;
-                      else
-                        gw.middleRows(r0, n).noalias() += g.middleCols(r0, n).transpose() * x;
+                      write_gradient(gw.middleRows(r0, n), g.middleCols(r0, n).transpose() * x,
+                                     write);
                     });
-}
-
-/// dst += src, or dst = src with kOverwrite.
-template <typename D, typename S>
-void write_gradient(D&& dst, const S& src, GradientWrite write) {
-  if (write == GradientWrite::kOverwrite)
-    dst = src;
-  else
-    dst += src;
 }
 
 }  // namespace infield::neural::detail

@@ -78,6 +78,10 @@ struct LatentSystems {
   Matrix<T> rhs;                   ///< theta, B x D (empty when n and eta are)
   LatentSystemRoute route = LatentSystemRoute::kAuto;  ///< the route taken
 };
+/// The route kAuto takes for a batch of `batch` latents (with_rhs: theta is formed too): the
+/// Gram route when the decoder's last layer is linear and it needs fewer multiply-adds.
+template <typename T>
+LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs);
 /// n (B x k) and eta (B x D) may both be empty: then only the metrics are formed.
 template <typename T>
 LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
