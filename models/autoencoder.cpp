@@ -13,6 +13,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "infield/error.h"
 #include "infield/field.h"
@@ -112,7 +113,7 @@ namespace {
 template <typename T, typename Net>
 FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vector<T>& params,
                                const Matrix<T>& data, const Matrix<T>& eps,
-                               Eigen::Index dataset_size) {
+                               Eigen::Index dataset_size, const GradientBlockReady<T>& ready) {
   constexpr std::string_view fn = "vae_loss";
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
   const Eigen::Index d = decoder.input_size();
@@ -148,13 +149,24 @@ FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vec
   out.value = kl + 0.5 * (batch * zeta * zeta / p + batch * k * zeta + inv_noise * r2);
   out.reconstruction_error = r2 / (batch * k);
   out.gradient.resize(params.size());  // every entry is written below
-  const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r,
-                                   out.gradient.segment(pe, pd), true, GradientWrite::kOverwrite);
+  // One network's backward pass into its part of the gradient (overwritten), reporting its
+  // layers' blocks to `ready` at offset `base`; Sequential (the CVAE) reports none.
+  auto backward = [&](const Net& net, Eigen::Index base, Eigen::Index count, const auto& net_params,
+                      const typename Net::Cache& cache, const Matrix<T>& u, bool input_gradient) {
+    auto gradient = out.gradient.segment(base, count);
+    if constexpr (std::is_same_v<Net, Mlp<T>>)
+      return net.vjp(net_params, cache, u, gradient, input_gradient, GradientWrite::kOverwrite,
+                     with_base_offset(ready, base));
+    else
+      return net.vjp(net_params, cache, u, gradient, input_gradient, GradientWrite::kOverwrite);
+  };
+  const Matrix<T> gz =
+      backward(decoder, pe, pd, pdec, dec_cache, (-static_cast<T>(inv_noise)) * r, true);
   Matrix<T> gh(h.rows(), 2 * d);
   gh.leftCols(d) = (mu + gz.array()).matrix();
   gh.rightCols(d) =
       (T(0.5) * (log_var.exp() - T(1)) + T(0.5) * gz.array() * eps.array() * sd.array()).matrix();
-  encoder.vjp(pen, enc_cache, gh, out.gradient.head(pe), false, GradientWrite::kOverwrite);
+  backward(encoder, 0, pe, pen, enc_cache, gh, false);
   out.gradient[pe + pd] = static_cast<T>(batch * zeta / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
   return out;
 }
@@ -163,15 +175,16 @@ FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vec
 
 template <typename T>
 FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
-                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size) {
-  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size);
+                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size,
+                          const GradientBlockReady<T>& ready) {
+  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, ready);
 }
 
 template <typename T>
 FisherNetLoss<T> vae_loss(const Sequential<T>& encoder, const Sequential<T>& decoder,
                           const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& eps,
                           Eigen::Index dataset_size) {
-  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size);
+  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, {});
 }
 
 template FisherNetLoss<float> vae_loss(const Sequential<float>&, const Sequential<float>&,
@@ -181,10 +194,12 @@ template FisherNetLoss<double> vae_loss(const Sequential<double>&, const Sequent
                                         const Vector<double>&, const Matrix<double>&,
                                         const Matrix<double>&, Eigen::Index);
 template FisherNetLoss<float> vae_loss(const Mlp<float>&, const Mlp<float>&, const Vector<float>&,
-                                       const Matrix<float>&, const Matrix<float>&, Eigen::Index);
+                                       const Matrix<float>&, const Matrix<float>&, Eigen::Index,
+                                       const GradientBlockReady<float>&);
 template FisherNetLoss<double> vae_loss(const Mlp<double>&, const Mlp<double>&,
                                         const Vector<double>&, const Matrix<double>&,
-                                        const Matrix<double>&, Eigen::Index);
+                                        const Matrix<double>&, Eigen::Index,
+                                        const GradientBlockReady<double>&);
 
 Autoencoder::Autoencoder(AutoencoderKind kind, Eigen::Index data_size, Eigen::Index latent,
                          std::vector<Eigen::Index> hidden)
@@ -244,12 +259,13 @@ Vector<float> Autoencoder::initialize(std::uint64_t seed) const {
 
 FisherNetLoss<float> Autoencoder::loss(const Vector<float>& params, const Matrix<float>& data,
                                        const Matrix<float>& n, const Matrix<float>& eta,
-                                       Eigen::Index dataset_size) const {
+                                       Eigen::Index dataset_size,
+                                       const GradientBlockReady<float>& ready) const {
   switch (kind_) {
     case AutoencoderKind::kFisherNet:
-      return fishernet_step(*encoder_, *decoder_, params, data, n, eta, dataset_size);
+      return fishernet_step(*encoder_, *decoder_, params, data, n, eta, dataset_size, ready);
     case AutoencoderKind::kVae:
-      return vae_loss(*encoder_, *decoder_, params, data, eta, dataset_size);
+      return vae_loss(*encoder_, *decoder_, params, data, eta, dataset_size, ready);
     case AutoencoderKind::kCvae:
       return vae_loss(*conv_encoder_, *conv_decoder_, params, data, eta, dataset_size);
   }
@@ -545,6 +561,18 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       // Threads work inside each product (over output columns) for the whole batch, or, with
       // batch_parallel, on one chunk of the batch each.
       const int chunks = batch_parallel ? options.threads : 1;
+      // With the whole batch in one part, Adam updates each layer as soon as the backward pass
+      // has finished its gradient (still in cache; the pass reads those weights no more).
+      Eigen::Index fused_entries = 0;
+      GradientBlockReady<float> adam_on_block;
+      if (chunks == 1) {
+        network_adam.begin_step();
+        adam_on_block = [&](Eigen::Index offset, const float* g, Eigen::Index size) {
+          network_adam.update_block(params.data() + offset, g, offset, size,
+                                    1.0F / static_cast<float>(rows));
+          fused_entries += size;
+        };
+      }
       arena.execute([&] {
         tbb::parallel_for(Eigen::Index{0}, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows,
                           [&](Eigen::Index block) {
@@ -559,7 +587,8 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
                       [&](int part, Eigen::Index begin, Eigen::Index end) {
           const Eigen::Index m = end - begin;
           if (chunks == 1) {
-            parts[0] = model.loss(params, x, fisher ? n : Matrix<float>(), eta, n_train);
+            parts[0] =
+                model.loss(params, x, fisher ? n : Matrix<float>(), eta, n_train, adam_on_block);
             return;
           }
           // A one-thread arena per chunk: the work inside a chunk stays on its thread.
@@ -596,7 +625,17 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
                                  "epoch " + std::to_string(epoch) + ", step " +
                                  std::to_string(step) + " (try a smaller learning rate)");
       const float scale = 1.0F / static_cast<float>(rows);  // the batch mean
-      arena.execute([&] { network_adam.step(params.head(p - 1), g->head(p - 1), scale); });
+      if (chunks > 1) {
+        arena.execute([&] { network_adam.step(params.head(p - 1), g->head(p - 1), scale); });
+      } else if (fused_entries == 0) {  // a model that reports no blocks (the CVAE)
+        arena.execute([&] {
+          network_adam.update_block(params.data(), g->data(), 0, p - 1, scale);
+        });
+      } else if (fused_entries != p - 1) {
+        throw std::logic_error("train_autoencoder: the loss reported " +
+                               std::to_string(fused_entries) + " of " + std::to_string(p - 1) +
+                               " network gradient entries");
+      }
       noise_adam.step(params.tail(1), g->tail(1), scale);
       state.steps = network_adam.steps();
       loss_sum += value;

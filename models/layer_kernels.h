@@ -7,6 +7,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "infield/models/neural.h"
 
@@ -51,27 +52,71 @@ inline void activate(Activation a, Matrix<T>& z, Matrix<T>* d) {
 /// the product, so a thread count changes results by float rounding.
 constexpr double kParallelMinimumMultiplyAdds = 2e6;
 
+/// Calls f(begin, size) on blocks of [0, size) of about equal size, one per thread of the calling
+/// arena (one block for small work), with edges on multiples of 16 (two AVX registers of floats).
 template <typename F>
-inline void for_column_blocks(Eigen::Index columns, double multiply_adds, F&& f) {
+inline void for_blocks(Eigen::Index size, double multiply_adds, F&& f) {
   const int threads = tbb::this_task_arena::max_concurrency();
-  if (threads <= 1 || multiply_adds < kParallelMinimumMultiplyAdds || columns < 32) {
-    f(Eigen::Index{0}, columns);
+  if (threads <= 1 || multiply_adds < kParallelMinimumMultiplyAdds || size < 32) {
+    f(Eigen::Index{0}, size);
     return;
   }
-  const Eigen::Index parts = std::min<Eigen::Index>(threads, columns / 16);
+  const Eigen::Index parts = std::min<Eigen::Index>(threads, size / 16);
   tbb::parallel_for(Eigen::Index{0}, parts, [&](Eigen::Index p) {
-    // Block edges on multiples of 16 columns (two AVX registers of floats).
-    const Eigen::Index begin = (columns * p / parts) / 16 * 16;
-    const Eigen::Index end = p + 1 == parts ? columns : (columns * (p + 1) / parts) / 16 * 16;
+    const Eigen::Index begin = (size * p / parts) / 16 * 16;
+    const Eigen::Index end = p + 1 == parts ? size : (size * (p + 1) / parts) / 16 * 16;
     if (end > begin) f(begin, end - begin);
   }, tbb::static_partitioner());
+}
+
+/// The lower triangle of W^T W (h x h for W k x h) into `gram` (its strictly upper part is left
+/// as it is), split over the threads by block rows of equal triangle area: each block row is a
+/// rank update on the diagonal block and a product left of it.
+template <typename W, typename G>
+void gram_lower(const W& w, G& gram) {
+  const Eigen::Index h = w.cols();
+  const int threads = tbb::this_task_arena::max_concurrency();
+  const bool parallel =
+      threads > 1 && double(h) * double(h) * double(w.rows()) / 2 >= kParallelMinimumMultiplyAdds &&
+      h >= 32 * threads;
+  const Eigen::Index parts = parallel ? threads : 1;
+  // Rows above edge(q) hold the fraction q / parts of the triangle's area.
+  auto edge = [&](Eigen::Index q) {
+    if (q == parts) return h;
+    return Eigen::Index(double(h) * std::sqrt(double(q) / double(parts))) / 16 * 16;
+  };
+  auto block_row = [&](Eigen::Index p) {
+    const Eigen::Index r0 = edge(p), n = edge(p + 1) - r0;
+    if (n <= 0) return;
+    auto diagonal = gram.block(r0, r0, n, n);
+    diagonal.template triangularView<Eigen::Lower>().setZero();
+    diagonal.template selfadjointView<Eigen::Lower>().rankUpdate(w.middleCols(r0, n).transpose());
+    if (r0 > 0) gram.block(r0, 0, n, r0).noalias() = w.middleCols(r0, n).transpose() * w.leftCols(r0);
+  };
+  if (parts == 1)
+    block_row(0);
+  else
+    tbb::parallel_for(Eigen::Index{0}, parts, block_row, tbb::static_partitioner());
+}
+
+/// s L for a lower-triangular L (its strictly upper part is not read), split over the threads by
+/// blocks of rows of s: half the multiply-adds of a full product.
+template <typename S, typename L>
+auto times_lower_triangular(const S& s, const L& l) {
+  Matrix<typename S::Scalar> y(s.rows(), l.cols());
+  for_blocks(s.rows(), double(s.rows()) * double(l.rows()) * double(l.cols()) / 2,
+             [&](Eigen::Index r0, Eigen::Index n) {
+               y.middleRows(r0, n).noalias() =
+                   s.middleRows(r0, n) * l.template triangularView<Eigen::Lower>();
+             });
+  return y;
 }
 
 /// z = h W^T for W (out x in).
 template <typename H, typename W>
 auto times_transposed(const H& h, const W& w) {
   Matrix<typename W::Scalar> z(h.rows(), w.rows());
-  for_column_blocks(w.rows(), double(h.rows()) * double(w.rows()) * double(w.cols()),
+  for_blocks(w.rows(), double(h.rows()) * double(w.rows()) * double(w.cols()),
                     [&](Eigen::Index c0, Eigen::Index n) {
                       z.middleCols(c0, n).noalias() = h * w.middleRows(c0, n).transpose();
                     });
@@ -82,7 +127,7 @@ auto times_transposed(const H& h, const W& w) {
 template <typename G, typename W>
 auto times(const G& g, const W& w) {
   Matrix<typename W::Scalar> z(g.rows(), w.cols());
-  for_column_blocks(w.cols(), double(g.rows()) * double(w.rows()) * double(w.cols()),
+  for_blocks(w.cols(), double(g.rows()) * double(w.rows()) * double(w.cols()),
                     [&](Eigen::Index c0, Eigen::Index n) {
                       z.middleCols(c0, n).noalias() = g * w.middleCols(c0, n);
                     });
@@ -101,7 +146,7 @@ void write_gradient(D&& dst, const S& src, GradientWrite write) {
 /// gw += g^T x (or gw = g^T x with kOverwrite), split over the rows of gw.
 template <typename GW, typename G, typename X>
 void add_outer(GW& gw, const G& g, const X& x, GradientWrite write = GradientWrite::kAccumulate) {
-  for_column_blocks(gw.rows(), double(g.rows()) * double(gw.rows()) * double(gw.cols()),
+  for_blocks(gw.rows(), double(g.rows()) * double(gw.rows()) * double(gw.cols()),
                     [&](Eigen::Index r0, Eigen::Index n) {
                       write_gradient(gw.middleRows(r0, n), g.middleCols(r0, n).transpose() * x,
                                      write);

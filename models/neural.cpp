@@ -159,7 +159,7 @@ Matrix<T> Mlp<T>::jvp_input(const ParamsRef& params, const Cache& cache,
 template <typename T>
 Matrix<T> Mlp<T>::vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
                       GradientRef param_gradient, bool input_gradient,
-                      GradientWrite write) const {
+                      GradientWrite write, const GradientBlockReady<T>& ready) const {
   constexpr std::string_view fn = "Mlp::vjp";
   check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
   check_argument(u.rows() == cache.inputs[0].rows() && u.cols() == output_size(), fn, "u",
@@ -175,8 +175,11 @@ Matrix<T> Mlp<T>::vjp(const ParamsRef& params, const Cache& cache, const Matrix<
     Eigen::Map<Vector<T>> gb(param_gradient.data() + offsets_[l] + out * in, out);
     add_outer(gw, g, cache.inputs[l], write);
     detail::write_gradient(gb, g.colwise().sum().transpose(), write);
+    Matrix<T> next;
+    if (l > 0 || input_gradient) next = times(g, w);
+    // Layer l's parameters are not read again by this pass.
+    if (ready) ready(offsets_[l], gw.data(), offsets_[l + 1] - offsets_[l]);
     if (l == 0 && !input_gradient) return Matrix<T>();
-    Matrix<T> next = times(g, w);
     g = std::move(next);
   }
   return g;
@@ -199,29 +202,45 @@ void Adam<T>::step(Eigen::Ref<Vector<T>> params, const Eigen::Ref<const Vector<T
                    T gradient_scale) {
   check_argument(params.size() == m_.size() && gradient.size() == m_.size(), "Adam::step",
                  "params, gradient", "must have the optimiser's size");
+  begin_step();
+  update_block(params.data(), gradient.data(), 0, params.size(), gradient_scale);
+}
+
+template <typename T>
+void Adam<T>::begin_step() {
   ++t_;
-  const T b1 = options_.beta1, b2 = options_.beta2;
-  const T c1 = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(b1), static_cast<double>(t_))));
-  const T c2 = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(b2), static_cast<double>(t_))));
+  const double t = static_cast<double>(t_);
+  c1_ = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(options_.beta1), t)));
+  c2_ = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(options_.beta2), t)));
+}
+
+template <typename T>
+void Adam<T>::update_block(T* params, const T* gradient, Eigen::Index offset, Eigen::Index size,
+                           T gradient_scale) {
+  check_argument(t_ > 0 && offset >= 0 && size >= 0 && offset + size <= m_.size(),
+                 "Adam::update_block", "offset, size",
+                 "must lie within the parameters, after begin_step()");
+  const T b1 = options_.beta1, b2 = options_.beta2, c1 = c1_, c2 = c2_;
   const T lr = options_.learning_rate, eps = options_.epsilon;
   // One pass over cache-sized chunks: each statement below is a vectorised loop over a chunk that
   // stays in L1, so the arrays stream from memory once (a scalar loop does not vectorise: sqrt
   // may set errno).
-  // Large vectors are split over the threads of the calling task arena (elementwise, so the
+  // Large blocks are split over the threads of the calling task arena (elementwise, so the
   // result does not depend on the split).
   constexpr Eigen::Index kChunk = 2048, kChunksPerTask = 32;
-  const Eigen::Index chunks = (params.size() + kChunk - 1) / kChunk;
+  const Eigen::Index chunks = (size + kChunk - 1) / kChunk;
   tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, chunks, kChunksPerTask),
                     [&](const tbb::blocked_range<Eigen::Index>& range) {
     for (Eigen::Index c = range.begin(); c < range.end(); ++c) {
-      const Eigen::Index start = c * kChunk, n = std::min(kChunk, params.size() - start);
-      auto p = params.segment(start, n).array();
-      auto m = m_.segment(start, n).array();
-      auto v = v_.segment(start, n).array();
-      const auto g = gradient.segment(start, n).array() * gradient_scale;
+      const Eigen::Index start = c * kChunk, n = std::min(kChunk, size - start);
+      Eigen::Map<Vector<T>> p(params + start, n);
+      Eigen::Map<const Vector<T>> gradient_chunk(gradient + start, n);
+      auto m = m_.segment(offset + start, n).array();
+      auto v = v_.segment(offset + start, n).array();
+      const auto g = gradient_chunk.array() * gradient_scale;
       m = b1 * m + (T(1) - b1) * g;
       v = b2 * v + (T(1) - b2) * g.square();
-      p -= (lr * c1) * m / ((v * c2).sqrt() + eps);
+      p.array() -= (lr * c1) * m / ((v * c2).sqrt() + eps);
     }
   });
 }

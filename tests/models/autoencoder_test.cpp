@@ -112,6 +112,37 @@ TEST(FisherNet, TrainingStepIsTheCoreLossAtResidualsDrawnAtTheMean) {
   EXPECT_LE((step.gradient - loss.gradient).norm(), 1e-12 * loss.gradient.norm());
 }
 
+TEST(Autoencoder, LossesReportEveryLayersGradientBlockOnceAndReadItsParametersNoMore) {
+  // FisherNet's step and the VAE's loss with a callback that poisons each reported block's
+  // parameters (as Adam's update would change them): the same value and gradient as without.
+  const Mlp<double> decoder({3, 7, 6}, {Activation::kRelu, Activation::kIdentity});
+  std::mt19937_64 rng(13);
+  const Matrix<double> data = normal_matrix<double>(4, 6, rng);
+  const Matrix<double> n = normal_matrix<double>(4, 6, rng), eta = normal_matrix<double>(4, 3, rng);
+  for (bool vae : {false, true}) {
+    const Mlp<double> encoder({6, 5, vae ? 6 : 3}, {Activation::kRelu, Activation::kIdentity});
+    Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
+    params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
+        decoder.initialize(neural::Initialization::kUniformFanIn, rng), -0.4;
+    auto loss = [&](const Vector<double>& p, const neural::GradientBlockReady<double>& ready) {
+      return vae ? neural::vae_loss(encoder, decoder, p, data, eta, 40, ready)
+                 : neural::fishernet_step(encoder, decoder, p, data, n, eta, 40, ready);
+    };
+    const auto expected = loss(params, {});
+    Vector<double> poisoned = params;
+    Eigen::Index reported = 0, end = params.size() - 1;  // zeta_N (last) is not reported
+    const auto fused = loss(poisoned, [&](Eigen::Index offset, const double*, Eigen::Index size) {
+      EXPECT_EQ(offset + size, end) << "blocks from the last layer back, without gaps";
+      end = offset;
+      reported += size;
+      poisoned.segment(offset, size).setConstant(std::nan(""));
+    });
+    EXPECT_EQ(reported, params.size() - 1) << (vae ? "VAE" : "FisherNet");
+    EXPECT_EQ(fused.value, expected.value);
+    EXPECT_EQ(fused.gradient, expected.gradient);
+  }
+}
+
 TEST(Autoencoder, FisherNetCovariancesAreInverseMetrics) {
   const Autoencoder model(AutoencoderKind::kFisherNet, 64, 3, {32, 32});
   Vector<float> params = model.initialize(3);

@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <tbb/task_arena.h>
 
 #include <boost/math/distributions/chi_squared.hpp>
 #include <cmath>
@@ -195,6 +196,43 @@ TEST(FisherNet, LatentSystemsByBothRoutesEqualTheExplicitMetricAndRightHandSide)
   EXPECT_THROW(neural::latent_systems(sigmoid_last, ps, z, 0.1, normal_matrix(2, 9, rng),
                                       normal_matrix(2, 3, rng)),
                InvalidArgument);
+}
+
+TEST(FisherNet, GramRouteSplitOverThreadsAndWithASingularGramMatrix) {
+  // Wide enough that W^T W and the triangular product are split over 2 threads; then a last
+  // layer with a zero column, whose W^T W has no Cholesky factor (the plain Gram product instead).
+  const Eigen::Index d = 12, batch = 100, k = 1000;
+  const Mlp<double> decoder({d, 64, 64, k},
+                            {Activation::kRelu, Activation::kRelu, Activation::kIdentity});
+  std::mt19937_64 rng(31);
+  Vector<double> pd = decoder.initialize(neural::Initialization::kGlorotUniform, rng);
+  const Matrix<double> z = normal_matrix(batch, d, rng), n = normal_matrix(batch, k, rng),
+                       eta = normal_matrix(batch, d, rng);
+  const double noise = 0.3;
+  for (bool singular : {false, true}) {
+    if (singular) {
+      // Column 5 of the last layer's W (k x 64, row-major, after the two hidden layers).
+      const Eigen::Index w_offset = (d * 64 + 64) + (64 * 64 + 64);
+      for (Eigen::Index r = 0; r < k; ++r) pd[w_offset + r * 64 + 5] = 0.0;
+    }
+    const auto jac = neural::decoder_jacobians(decoder, pd, z);
+    const auto metrics = neural::latent_metrics(jac, noise);
+    for (int threads : {1, 2}) {
+      tbb::task_arena arena(threads);
+      const auto systems = arena.execute([&] {
+        return neural::latent_systems(decoder, pd, z, noise, n, eta,
+                                      neural::LatentSystemRoute::kLastLayerGram);
+      });
+      for (Eigen::Index b = 0; b < batch; b += 7) {
+        const auto i = static_cast<std::size_t>(b);
+        EXPECT_LE((systems.metrics[i] - metrics[i]).norm(), 1e-12 * metrics[i].norm())
+            << b << " singular " << singular << " threads " << threads;
+        const Vector<double> theta =
+            jac[i].transpose() * n.row(b).transpose() / std::sqrt(noise) + eta.row(b).transpose();
+        EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm()) << b;
+      }
+    }
+  }
 }
 
 TEST(FisherNet, MatrixFreeResidualsEqualExplicitOnes) {

@@ -1,6 +1,6 @@
 // Neural layers: forward against a hand computation, JVP and VJP (input and parameters) against
 // finite differences through check_jacobian, several tangents at once, float vs double,
-// initialisation statistics, Adam.
+// initialisation statistics, the gradient blocks a backward pass reports, Adam (also in blocks).
 #include "infield/models/neural.h"
 
 #include <gmock/gmock.h>
@@ -224,6 +224,71 @@ TEST(Adam, BiasCorrectedFirstStepAndConvergence) {
   bad.beta1 = 1.0;
   EXPECT_THROW(neural::Adam<double>(3, bad), InvalidArgument);
   EXPECT_THROW(opt.step(p, Vector<double>::Zero(2)), InvalidArgument);
+}
+
+TEST(Adam, AStepInBlocksEqualsOneStep) {
+  // Blocks of odd sizes at odd offsets (as a network's layers are); float, where the vectorised
+  // and scalar square roots may round differently at a block's edges.
+  const Eigen::Index size = 10007;
+  std::mt19937_64 rng(3);
+  neural::Adam<float> whole(size, {}), blocks(size, {});
+  Vector<float> p_whole = Vector<float>::Zero(size), p_blocks = p_whole;
+  std::normal_distribution<float> g(0.0F, 1.0F);
+  for (int step = 0; step < 3; ++step) {
+    Vector<float> gradient(size);
+    for (auto& v : gradient) v = g(rng);
+    whole.step(p_whole, gradient, 0.5F);
+    blocks.begin_step();
+    for (Eigen::Index offset : {Eigen::Index{0}, Eigen::Index{3001}, Eigen::Index{7}}) {
+      const Eigen::Index end = offset == 0 ? 7 : offset == 7 ? 3001 : size;
+      blocks.update_block(p_blocks.data() + offset, gradient.data() + offset, offset,
+                          end - offset, 0.5F);
+    }
+  }
+  EXPECT_EQ(blocks.steps(), 3);
+  EXPECT_LE((p_blocks - p_whole).cwiseAbs().maxCoeff(), 1e-6F * p_whole.cwiseAbs().maxCoeff());
+  EXPECT_LE((blocks.second_moment() - whole.second_moment()).norm(),
+            1e-6F * whole.second_moment().norm());
+  EXPECT_THROW(blocks.update_block(p_blocks.data(), p_blocks.data(), size - 2, 3),
+               InvalidArgument);
+  neural::Adam<float> fresh(4, {});
+  EXPECT_THROW(fresh.update_block(p_blocks.data(), p_blocks.data(), 0, 4), InvalidArgument);
+}
+
+TEST(Mlp, GradientBlocksAreReportedOnceEachWhenFinalAndTheirParametersNotReadAgain) {
+  const Mlp<double> net({5, 7, 6, 3}, {Activation::kRelu, Activation::kTanh, Activation::kIdentity});
+  std::mt19937_64 rng(8);
+  const Vector<double> params = net.initialize(neural::Initialization::kGlorotUniform, rng);
+  const Matrix<double> x = random_matrix(4, 5, 81), u = random_matrix(4, 3, 82);
+  Mlp<double>::Cache cache;
+  net.forward(params, x, &cache);
+  Vector<double> expected(net.parameter_count());
+  const Matrix<double> expected_input =
+      net.vjp(params, cache, u, expected, true, neural::GradientWrite::kOverwrite);
+  for (bool input_gradient : {true, false}) {
+    // The callback poisons each reported layer's parameters: results unchanged means the pass
+    // did not read them again; the reported gradient must already be the final one.
+    Vector<double> poisoned = params, gradient(net.parameter_count());
+    std::vector<std::pair<Eigen::Index, Eigen::Index>> blocks;
+    const neural::GradientBlockReady<double> ready = [&](Eigen::Index offset, const double* g,
+                                                         Eigen::Index size) {
+      blocks.emplace_back(offset, size);
+      EXPECT_EQ(g, gradient.data() + offset);
+      poisoned.segment(offset, size).setConstant(std::nan(""));
+    };
+    const Matrix<double> input = net.vjp(poisoned, cache, u, gradient, input_gradient,
+                                         neural::GradientWrite::kOverwrite, ready);
+    EXPECT_EQ(gradient, expected);
+    if (input_gradient) EXPECT_EQ(input, expected_input);
+    // Last layer first, together covering every parameter once.
+    ASSERT_EQ(blocks.size(), 3U);
+    Eigen::Index end = net.parameter_count();
+    for (const auto& [offset, size] : blocks) {
+      EXPECT_EQ(offset + size, end);
+      end = offset;
+    }
+    EXPECT_EQ(end, 0);
+  }
 }
 
 }  // namespace

@@ -68,9 +68,11 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::Para
 ///   M_b = J_b^T J_b / s^2 + 1;
 /// - kLastLayerGram (a linear last layer f = W h + c only): the tangents stop at the last hidden
 ///   layer, H_b (h x D), and J_b = W H_b gives M_b = H_b^T (W^T W) H_b / s^2 + 1 and
-///   J_b^T n_b = H_b^T (W^T n_b). One Gram matrix W^T W per batch (h^2 k / 2 multiply-adds)
-///   replaces the D B products by W (D B h k): cheaper for large D.
-/// Both compute the same matrices up to float rounding; kAuto picks by multiply-add count.
+///   J_b^T n_b = H_b^T (W^T n_b). One Gram matrix W^T W = L L^T per batch (h^2 k / 2
+///   multiply-adds, its Cholesky factor h^3 / 6) and M_b = (L^T H_b)^T (L^T H_b) / s^2 + 1 (a
+///   triangular product, D B h^2 / 2) replace the D B products by W (D B h k): cheaper for large
+///   D. Where W^T W is singular to working precision, W^T W H_b is formed instead.
+/// Both compute the same matrices up to float rounding; kAuto takes latent_system_route's choice.
 enum class LatentSystemRoute { kAuto, kJacobians, kLastLayerGram };
 template <typename T>
 struct LatentSystems {
@@ -78,8 +80,15 @@ struct LatentSystems {
   Matrix<T> rhs;                   ///< theta, B x D (empty when n and eta are)
   LatentSystemRoute route = LatentSystemRoute::kAuto;  ///< the route taken
 };
-/// The route kAuto takes for a batch of `batch` latents (with_rhs: theta is formed too): the
-/// Gram route when the decoder's last layer is linear and it needs fewer multiply-adds.
+/// Multiply-adds of forming the systems of a batch by `route` (kJacobians or kLastLayerGram),
+/// counted from the last hidden layer's tangents on (what the routes do not share).
+template <typename T>
+double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
+                                   LatentSystemRoute route);
+/// The route kAuto takes for a batch of `batch` latents (with_rhs: theta is formed too) in the
+/// calling task arena: the Gram route when the decoder's last layer is linear and it is expected
+/// to take less time (its multiply-adds, with the serial Cholesky factorisation weighted by the
+/// arena's threads).
 template <typename T>
 LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs);
 /// n (B x k) and eta (B x D) may both be empty: then only the metrics are formed.
@@ -114,10 +123,13 @@ FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, co
 
 /// One training step's loss and gradient: the encoder's mean mu, the residuals drawn at mu from the
 /// standard-normal n (B x k) and eta (B x D) by `latent_residuals`, then Eq. 25 as in
-/// fishernet_loss, reusing the encoder's forward pass.
+/// fishernet_loss, reusing the encoder's forward pass. `ready`, when given, is called with every
+/// layer's block of the gradient (offsets in params) as the backward pass finishes it; zeta_N's
+/// entry is not reported.
 template <typename T>
 FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
                                 const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& n,
-                                const Matrix<T>& eta, Eigen::Index dataset_size);
+                                const Matrix<T>& eta, Eigen::Index dataset_size,
+                                const GradientBlockReady<T>& ready = {});
 
 }  // namespace infield::neural

@@ -12,6 +12,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -25,6 +26,23 @@ using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 /// How a vjp stores the parameter gradient: added to what the vector holds, or written over it
 /// (every entry is written, so the vector need not be zeroed or even initialised first).
 enum class GradientWrite { kAccumulate, kOverwrite };
+
+/// Called by a backward pass as soon as a block of the parameter gradient is final and the pass
+/// will not read the block's parameters again: (offset of the block in the gradient vector, the
+/// block's gradient, its size). The callee may update those parameters there (training runs
+/// Adam on each layer's block while its gradient is still in cache).
+template <typename T>
+using GradientBlockReady = std::function<void(Eigen::Index offset, const T* gradient, Eigen::Index size)>;
+
+/// `ready` for a network whose parameters start at `base` of a longer vector (empty if `ready`
+/// is); `ready` must outlive the result.
+template <typename T>
+GradientBlockReady<T> with_base_offset(const GradientBlockReady<T>& ready, Eigen::Index base) {
+  if (!ready) return {};
+  return [&ready, base](Eigen::Index offset, const T* gradient, Eigen::Index size) {
+    ready(base + offset, gradient, size);
+  };
+}
 
 enum class Activation { kIdentity, kRelu, kTanh, kSigmoid, kSoftplus };
 enum class Initialization {
@@ -79,10 +97,12 @@ class Mlp {
   /// For an output cotangent u (batch x output_size): adds J_params^T u to `param_gradient`
   /// (size parameter_count(); or writes it there with GradientWrite::kOverwrite) and returns
   /// J_x^T u. With input_gradient false the first layer's input product is skipped (an encoder
-  /// fed by data needs none) and an empty matrix is returned.
+  /// fed by data needs none) and an empty matrix is returned. `ready`, when given, is called
+  /// with each layer's block (offsets within this network's parameters) once it is final.
   Matrix<T> vjp(const ParamsRef& params, const Cache& cache, const Matrix<T>& u,
                 GradientRef param_gradient, bool input_gradient = true,
-                GradientWrite write = GradientWrite::kAccumulate) const;
+                GradientWrite write = GradientWrite::kAccumulate,
+                const GradientBlockReady<T>& ready = {}) const;
 
  private:
   std::vector<Eigen::Index> widths_;
@@ -107,6 +127,12 @@ class Adam {
   /// gradient_scale * gradient (the scale folded into the same pass: a batch mean from a sum).
   void step(Eigen::Ref<Vector<T>> params, const Eigen::Ref<const Vector<T>>& gradient,
             T gradient_scale = T(1));
+  /// A step in blocks, as a backward pass delivers them (GradientBlockReady): begin_step(), then
+  /// update_block() once for every block of a partition of the parameters. The same update as
+  /// step() up to float rounding (the square root of a block's first and last few entries).
+  void begin_step();
+  void update_block(T* params, const T* gradient, Eigen::Index offset, Eigen::Index size,
+                    T gradient_scale = T(1));
   std::int64_t steps() const { return t_; }
   const Vector<T>& first_moment() const { return m_; }
   const Vector<T>& second_moment() const { return v_; }
@@ -117,6 +143,7 @@ class Adam {
   Options options_;
   Vector<T> m_, v_;
   std::int64_t t_ = 0;
+  T c1_ = T(1), c2_ = T(1);  ///< this step's bias corrections 1 / (1 - beta^t)
 };
 
 extern template class Mlp<float>;
