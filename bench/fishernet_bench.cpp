@@ -7,8 +7,6 @@
 #include <malloc.h>
 
 #include <Eigen/Core>
-#include <tbb/task_arena.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -60,7 +58,7 @@ std::pair<double, double> macs(const infield::neural::Sequential<float>& net) {
 /// with the encoder's input gradient), and as this code runs it (without that gradient; for
 /// FisherNet without the decoder's output at mu and with the metric by the route that
 /// latent_systems takes for the batch: the Gram route's W^T W shared by the batch).
-std::pair<double, double> step_flops(const Autoencoder& m, double batch, int threads) {
+std::pair<double, double> step_flops(const Autoencoder& m, double batch) {
   if (m.kind() == AutoencoderKind::kCvae) {
     const auto [fe, first] = macs(m.conv_encoder());
     const double fd = macs(m.conv_decoder()).first;
@@ -76,11 +74,8 @@ std::pair<double, double> step_flops(const Autoencoder& m, double batch, int thr
   if (m.kind() != AutoencoderKind::kFisherNet) return {2 * reference, 2 * (reference - first)};
   const auto& w = m.decoder().widths();
   const double last = static_cast<double>(w.back() * w[w.size() - 2]);
-  // The route training takes: chosen in an arena of the training's threads.
-  const auto route = tbb::task_arena(threads).execute([&] {
-    return infield::neural::latent_system_route(m.decoder(), static_cast<Eigen::Index>(batch),
-                                                true);
-  });
+  const auto route = infield::neural::latent_system_route(m.decoder(),
+                                                          static_cast<Eigen::Index>(batch), true);
   // The decoder at mu and the D tangents up to its last hidden layer, then the route's own work.
   const double metric = (1 + d) * (fd - last) +
                         infield::neural::latent_system_multiply_adds(
@@ -166,7 +161,7 @@ int main(int argc, char** argv) {
       }
       std::sort(rates.begin(), rates.end());
       const double median = rates[rates.size() / 2];
-      const auto [reference_flops, own_flops] = step_flops(model, static_cast<double>(batch), threads);
+      const auto [reference_flops, own_flops] = step_flops(model, static_cast<double>(batch));
       std::printf(
           "{\"model\": \"%s\", \"d\": %s, \"threads\": %d, \"img_per_s\": %.0f, "
           "\"ms_per_batch\": %.2f, \"mflop_per_image_reference_count\": %.2f, "
