@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # FisherNet and VAE training throughput, Infield against the PyTorch reference
 # (../shared/reference/fishernet_torch.py on OpenBLAS), measured side by side: each round runs,
-# for each thread count, the reference's `bench` and then `fishernet_bench` on the same
-# configurations. Prints one line per model, D and thread count with both rates (medians over the
-# rounds) and the median ratio with its range over the rounds: on a shared machine the rate of
-# both sides drifts by tens of percent within minutes (most with 2 threads), so a ratio is only
-# as good as the rounds that agree on it.
+# for each thread count, model and D, the reference's `bench` and right after it
+# `fishernet_bench` on that configuration. Prints one line per model, D and thread count with
+# both rates (medians over the rounds) and the median ratio with its range over the rounds: on a
+# shared machine the rate of both sides drifts by tens of percent within minutes (most with 2
+# threads), so a ratio is only as good as the rounds that agree on it.
 #
 #   bash bench/fishernet_vs_torch.sh [build dir] [threads list] [dims list] [rounds]
 # Needs python3-torch and python3-numpy (apt) and OpenBLAS unpacked as in the reference README:
@@ -22,11 +22,18 @@ reference=$root/../shared/reference/fishernet_torch.py
 out=$(mktemp -d)
 for round in $(seq 1 "$rounds"); do
   for t in $threads_list; do
-    FMNIST_DIR=$data LD_LIBRARY_PATH=/tmp/openblas/root/usr/lib/x86_64-linux-gnu/openblas-openmp \
-      /usr/bin/python3 "$reference" bench --threads "$t" --dims "$dims" --models vae,fisher \
-      --batches 200 --warmup 20 --repeats 3 --prewarm 20 > "$out/torch_${t}_$round.jsonl"
-    "$build/bench/fishernet_bench" --threads "$t" --dims "$dims" --models vae,fishernet \
-      --batches 200 --warmup 20 --repeats 3 --data "$data" > "$out/infield_${t}_$round.jsonl"
+    for model in vae fishernet; do
+      for d in ${dims//,/ }; do
+        # One configuration at a time, the reference first and Infield right after it, so that
+        # both sides of a ratio see the machine in the same minute.
+        FMNIST_DIR=$data LD_LIBRARY_PATH=/tmp/openblas/root/usr/lib/x86_64-linux-gnu/openblas-openmp \
+          /usr/bin/python3 "$reference" bench --threads "$t" --dims "$d" \
+          --models "$([ "$model" = fishernet ] && echo fisher || echo vae)" \
+          --batches 200 --warmup 20 --repeats 3 --prewarm 20 >> "$out/torch_${t}_$round.jsonl"
+        "$build/bench/fishernet_bench" --threads "$t" --dims "$d" --models "$model" \
+          --batches 200 --warmup 20 --repeats 3 --data "$data" >> "$out/infield_${t}_$round.jsonl"
+      done
+    done
   done
 done
 /usr/bin/python3 - "$out" <<'PY'
