@@ -562,7 +562,9 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       // batch_parallel, on one chunk of the batch each.
       const int chunks = batch_parallel ? options.threads : 1;
       // With the whole batch in one part, Adam updates each layer as soon as the backward pass
-      // has finished its gradient (still in cache; the pass reads those weights no more).
+      // has finished its gradient (still in cache; the pass reads those weights no more). The
+      // parameters thus change before the divergence check below: a throw discards `state`,
+      // this function's own copy, so the caller keeps the last good checkpoint.
       Eigen::Index fused_entries = 0;
       GradientBlockReady<float> adam_on_block;
       if (chunks == 1) {

@@ -149,6 +149,9 @@ double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bo
     return d * b * h * k + b * d * d * k + (with_rhs ? b * d * k : 0);
   check_argument(route == LatentSystemRoute::kLastLayerGram, "latent_system_multiply_adds",
                  "route", "must be kJacobians or kLastLayerGram");
+  check_argument(layers >= 2 && decoder.activations().back() == Activation::kIdentity,
+                 "latent_system_multiply_adds", "decoder",
+                 "needs a linear last layer and a hidden layer for the Gram route");
   // W^T W (lower triangle), its Cholesky factor L, H_b^T L (triangular), then per datum
   // (H_b^T L)(L^T H_b) and, with the right-hand side, W^T n_b and H_b^T (W^T n_b).
   return h * h * k / 2 + h * h * h / 6 + d * b * h * h / 2 + b * d * d * h +
@@ -158,7 +161,10 @@ double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bo
 template <typename T>
 LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs) {
   const std::size_t layers = decoder.layers();
-  if (layers < 2 || decoder.activations().back() != Activation::kIdentity)
+  // With fewer outputs than hidden units W^T W is singular: no Cholesky factor, and the
+  // fallback's full Gram product is not what the count below assumes.
+  if (layers < 2 || decoder.activations().back() != Activation::kIdentity ||
+      decoder.output_size() < decoder.widths()[layers - 1])
     return LatentSystemRoute::kJacobians;
   const double by_jacobians =
       latent_system_multiply_adds(decoder, batch, with_rhs, LatentSystemRoute::kJacobians);

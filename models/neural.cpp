@@ -212,14 +212,16 @@ void Adam<T>::begin_step() {
   const double t = static_cast<double>(t_);
   c1_ = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(options_.beta1), t)));
   c2_ = T(1) / (T(1) - static_cast<T>(std::pow(static_cast<double>(options_.beta2), t)));
+  corrected_step_ = t_;
 }
 
 template <typename T>
 void Adam<T>::update_block(T* params, const T* gradient, Eigen::Index offset, Eigen::Index size,
                            T gradient_scale) {
-  check_argument(t_ > 0 && offset >= 0 && size >= 0 && offset + size <= m_.size(),
-                 "Adam::update_block", "offset, size",
-                 "must lie within the parameters, after begin_step()");
+  check_argument(t_ > 0 && corrected_step_ == t_, "Adam::update_block", "step",
+                 "must be begun by begin_step() (also after restore())");
+  check_argument(offset >= 0 && size >= 0 && offset + size <= m_.size(), "Adam::update_block",
+                 "offset, size", "must lie within the parameters");
   const T b1 = options_.beta1, b2 = options_.beta2, c1 = c1_, c2 = c2_;
   const T lr = options_.learning_rate, eps = options_.epsilon;
   // One pass over cache-sized chunks: each statement below is a vectorised loop over a chunk that
@@ -252,6 +254,7 @@ void Adam<T>::restore(Vector<T> m, Vector<T> v, std::int64_t steps) {
   m_ = std::move(m);
   v_ = std::move(v);
   t_ = steps;
+  corrected_step_ = 0;  // the next update needs begin_step()
 }
 
 template class Mlp<float>;

@@ -131,8 +131,10 @@ TEST(Autoencoder, LossesReportEveryLayersGradientBlockOnceAndReadItsParametersNo
     const auto expected = loss(params, {});
     Vector<double> poisoned = params;
     Eigen::Index reported = 0, end = params.size() - 1;  // zeta_N (last) is not reported
-    const auto fused = loss(poisoned, [&](Eigen::Index offset, const double*, Eigen::Index size) {
+    const auto fused = loss(poisoned, [&](Eigen::Index offset, const double* g, Eigen::Index size) {
       EXPECT_EQ(offset + size, end) << "blocks from the last layer back, without gaps";
+      // Final when reported: Adam reads it there.
+      EXPECT_EQ(Eigen::Map<const Vector<double>>(g, size), expected.gradient.segment(offset, size));
       end = offset;
       reported += size;
       poisoned.segment(offset, size).setConstant(std::nan(""));
@@ -273,6 +275,34 @@ TEST(Autoencoder, ThreadCountChangesOnlyTheSummationOrder) {
   EXPECT_NEAR(one.history[0].train_loss, two.history[0].train_loss,
               1e-5 * std::abs(one.history[0].train_loss));
   EXPECT_LE((one.params - two.params).norm(), 1e-4 * one.params.norm());
+}
+
+TEST(Autoencoder, EveryWayOfApplyingAdamGivesTheSameSteps) {
+  // One thread: Adam fused into the backward pass (FisherNet, VAE) or over the whole vector
+  // after it (the CVAE reports no blocks); two threads on batch chunks: Adam::step on the summed
+  // gradient. The same training up to the summation order.
+  const Matrix<float> train = pattern_images(128, 11);
+  for (AutoencoderKind kind : {AutoencoderKind::kFisherNet, AutoencoderKind::kVae,
+                               AutoencoderKind::kCvae}) {
+    const Autoencoder model(kind, 64, 3, {32});
+    neural::TrainingOptions o;
+    o.epochs = 1;
+    o.batch = 64;
+    o.learning_rate = 1e-3;
+    const auto fused =
+        neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
+    o.threads = 2;
+    o.parallelism = neural::TrainingOptions::Parallelism::kBatch;
+    const auto stepped =
+        neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
+    const auto initial = neural::start_training(model, o, 128).params;
+    EXPECT_EQ(fused.steps, 2);
+    EXPECT_GT((fused.params - initial).norm(), 0.0F);
+    EXPECT_LE((fused.params - stepped.params).norm(), 1e-4 * fused.params.norm())
+        << neural::autoencoder_kind_name(kind);
+    EXPECT_LE((fused.network_v - stepped.network_v).norm(), 1e-4 * fused.network_v.norm())
+        << neural::autoencoder_kind_name(kind);
+  }
 }
 
 TEST(Autoencoder, SplittingTheProductsChangesOnlyRounding) {

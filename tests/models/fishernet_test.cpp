@@ -9,6 +9,7 @@
 
 #include <boost/math/distributions/chi_squared.hpp>
 #include <cmath>
+#include <limits>
 
 #include "infield/inference/conjugate_gradient.h"
 #include "infield/infield.h"
@@ -245,6 +246,39 @@ TEST(FisherNet, GramRouteSplitOverThreadsAndWithASingularGramMatrix) {
             jac[i].transpose() * n.row(b).transpose() / std::sqrt(noise) + eta.row(b).transpose();
         EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm()) << b;
       }
+    }
+  }
+}
+
+TEST(FisherNet, GramRouteInFloatMatchesTheDoubleMetric) {
+  // Training runs in float: the in-place Cholesky factor and the triangular product there, against
+  // the metric in double from the same (float) parameters. Bound: float rounding accumulated over
+  // sums of k = 1000 terms, k * epsilon relative.
+  const Eigen::Index d = 12, batch = 100, k = 1000;
+  const Mlp<float> decoder_f({d, 64, 64, k},
+                             {Activation::kRelu, Activation::kRelu, Activation::kIdentity});
+  const Mlp<double> decoder({d, 64, 64, k},
+                            {Activation::kRelu, Activation::kRelu, Activation::kIdentity});
+  std::mt19937_64 rng(41);
+  const Vector<float> pf = decoder_f.initialize(neural::Initialization::kGlorotUniform, rng);
+  const Matrix<float> zf = normal_matrix(batch, d, rng).cast<float>();
+  const double noise = 0.3;
+  const auto metrics =
+      neural::latent_metrics(neural::decoder_jacobians(decoder, pf.cast<double>().eval(),
+                                                       zf.cast<double>().eval()),
+                             noise);
+  for (int threads : {1, 2}) {
+    tbb::task_arena arena(threads);
+    const auto systems = arena.execute([&] {
+      return neural::latent_systems(decoder_f, pf, zf, static_cast<float>(noise), Matrix<float>(),
+                                    Matrix<float>(), neural::LatentSystemRoute::kLastLayerGram);
+    });
+    const double bound = double(k) * std::numeric_limits<float>::epsilon();
+    for (Eigen::Index b = 0; b < batch; b += 7) {
+      const auto i = static_cast<std::size_t>(b);
+      EXPECT_LE((systems.metrics[i].cast<double>() - metrics[i]).norm(),
+                bound * metrics[i].norm())
+          << b << " threads " << threads;
     }
   }
 }

@@ -253,6 +253,12 @@ TEST(Adam, AStepInBlocksEqualsOneStep) {
                InvalidArgument);
   neural::Adam<float> fresh(4, {});
   EXPECT_THROW(fresh.update_block(p_blocks.data(), p_blocks.data(), 0, 4), InvalidArgument);
+  // A restored optimiser needs begin_step() too (else the previous step's bias corrections).
+  blocks.restore(blocks.first_moment(), blocks.second_moment(), 7);
+  const Vector<float> ones = Vector<float>::Ones(size);
+  EXPECT_THROW(blocks.update_block(p_blocks.data(), ones.data(), 0, 2), InvalidArgument);
+  blocks.begin_step();
+  EXPECT_EQ(blocks.steps(), 8);
 }
 
 TEST(Mlp, GradientBlocksAreReportedOnceEachWhenFinalAndTheirParametersNotReadAgain) {
@@ -274,6 +280,8 @@ TEST(Mlp, GradientBlocksAreReportedOnceEachWhenFinalAndTheirParametersNotReadAga
                                                          Eigen::Index size) {
       blocks.emplace_back(offset, size);
       EXPECT_EQ(g, gradient.data() + offset);
+      // Final when reported (the bias gradient included): Adam reads it there.
+      EXPECT_EQ(Eigen::Map<const Vector<double>>(g, size), expected.segment(offset, size));
       poisoned.segment(offset, size).setConstant(std::nan(""));
     };
     const Matrix<double> input = net.vjp(poisoned, cache, u, gradient, input_gradient,

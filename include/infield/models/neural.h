@@ -35,11 +35,11 @@ template <typename T>
 using GradientBlockReady = std::function<void(Eigen::Index offset, const T* gradient, Eigen::Index size)>;
 
 /// `ready` for a network whose parameters start at `base` of a longer vector (empty if `ready`
-/// is); `ready` must outlive the result.
+/// is).
 template <typename T>
 GradientBlockReady<T> with_base_offset(const GradientBlockReady<T>& ready, Eigen::Index base) {
   if (!ready) return {};
-  return [&ready, base](Eigen::Index offset, const T* gradient, Eigen::Index size) {
+  return [ready, base](Eigen::Index offset, const T* gradient, Eigen::Index size) {
     ready(base + offset, gradient, size);
   };
 }
@@ -130,6 +130,7 @@ class Adam {
   /// A step in blocks, as a backward pass delivers them (GradientBlockReady): begin_step(), then
   /// update_block() once for every block of a partition of the parameters. The same update as
   /// step() up to float rounding (the square root of a block's first and last few entries).
+  /// update_block() refuses to run before begin_step() (also after restore()).
   void begin_step();
   void update_block(T* params, const T* gradient, Eigen::Index offset, Eigen::Index size,
                     T gradient_scale = T(1));
@@ -144,6 +145,7 @@ class Adam {
   Vector<T> m_, v_;
   std::int64_t t_ = 0;
   T c1_ = T(1), c2_ = T(1);  ///< this step's bias corrections 1 / (1 - beta^t)
+  std::int64_t corrected_step_ = 0;  ///< the step c1_, c2_ belong to (0: none begun)
 };
 
 extern template class Mlp<float>;
