@@ -259,28 +259,11 @@ TEST(Autoencoder, ResumedTrainingContinuesExactly) {
   }
 }
 
-TEST(Autoencoder, ThreadCountChangesOnlyTheSummationOrder) {
-  const Autoencoder model(AutoencoderKind::kFisherNet, 64, 3, {32});
-  const Matrix<float> train = pattern_images(128, 7);
-  neural::TrainingOptions o;
-  o.epochs = 1;
-  o.batch = 64;
-  o.learning_rate = 1e-3;
-  const auto one =
-      neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
-  o.threads = 2;
-  const auto two =
-      neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
-  // Same noise and shuffle; float sums in another order: relative differences of float rounding.
-  EXPECT_NEAR(one.history[0].train_loss, two.history[0].train_loss,
-              1e-5 * std::abs(one.history[0].train_loss));
-  EXPECT_LE((one.params - two.params).norm(), 1e-4 * one.params.norm());
-}
-
-TEST(Autoencoder, EveryWayOfApplyingAdamGivesTheSameSteps) {
+TEST(Autoencoder, ThreadsAndEveryWayOfApplyingAdamChangeOnlyTheSummationOrder) {
   // One thread: Adam fused into the backward pass (FisherNet, VAE) or over the whole vector
-  // after it (the CVAE reports no blocks); two threads on batch chunks: Adam::step on the summed
-  // gradient. The same training up to the summation order.
+  // after it (the CVAE reports no blocks); two threads splitting the products: the same, with
+  // sums in another order; two threads on batch chunks: Adam::step on the summed gradient. Same
+  // noise and shuffle throughout: relative differences of float rounding.
   const Matrix<float> train = pattern_images(128, 11);
   for (AutoencoderKind kind : {AutoencoderKind::kFisherNet, AutoencoderKind::kVae,
                                AutoencoderKind::kCvae}) {
@@ -289,19 +272,27 @@ TEST(Autoencoder, EveryWayOfApplyingAdamGivesTheSameSteps) {
     o.epochs = 1;
     o.batch = 64;
     o.learning_rate = 1e-3;
-    const auto fused =
-        neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
-    o.threads = 2;
-    o.parallelism = neural::TrainingOptions::Parallelism::kBatch;
-    const auto stepped =
-        neural::train_autoencoder(model, o, train, train, neural::start_training(model, o, 128), {});
+    auto train_with = [&](int threads, neural::TrainingOptions::Parallelism parallelism) {
+      o.threads = threads;
+      o.parallelism = parallelism;
+      return neural::train_autoencoder(model, o, train, train,
+                                       neural::start_training(model, o, 128), {});
+    };
+    using P = neural::TrainingOptions::Parallelism;
+    const auto one = train_with(1, P::kAuto);
     const auto initial = neural::start_training(model, o, 128).params;
-    EXPECT_EQ(fused.steps, 2);
-    EXPECT_GT((fused.params - initial).norm(), 0.0F);
-    EXPECT_LE((fused.params - stepped.params).norm(), 1e-4 * fused.params.norm())
-        << neural::autoencoder_kind_name(kind);
-    EXPECT_LE((fused.network_v - stepped.network_v).norm(), 1e-4 * fused.network_v.norm())
-        << neural::autoencoder_kind_name(kind);
+    EXPECT_EQ(one.steps, 2);
+    EXPECT_GT((one.params - initial).norm(), 0.0F);
+    for (P parallelism : {P::kProducts, P::kBatch}) {
+      const auto two = train_with(2, parallelism);
+      const std::string what = std::string(neural::autoencoder_kind_name(kind)) +
+                               (parallelism == P::kBatch ? ", batch chunks" : ", products");
+      EXPECT_NEAR(one.history[0].train_loss, two.history[0].train_loss,
+                  1e-5 * std::abs(one.history[0].train_loss))
+          << what;
+      EXPECT_LE((one.params - two.params).norm(), 1e-4 * one.params.norm()) << what;
+      EXPECT_LE((one.network_v - two.network_v).norm(), 1e-4 * one.network_v.norm()) << what;
+    }
   }
 }
 
