@@ -565,16 +565,15 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       // has finished its gradient (still in cache; the pass reads those weights no more). The
       // parameters thus change before the divergence check below: a throw discards `state`,
       // this function's own copy, so the caller keeps the last good checkpoint.
+      const float scale = 1.0F / static_cast<float>(rows);  // the batch mean
+      network_adam.begin_step();
       Eigen::Index fused_entries = 0;
       GradientBlockReady<float> adam_on_block;
-      if (chunks == 1) {
-        network_adam.begin_step();
+      if (chunks == 1)
         adam_on_block = [&](Eigen::Index offset, const float* g, Eigen::Index size) {
-          network_adam.update_block(params.data() + offset, g, offset, size,
-                                    1.0F / static_cast<float>(rows));
+          network_adam.update_block(params.data() + offset, g, offset, size, scale);
           fused_entries += size;
         };
-      }
       arena.execute([&] {
         tbb::parallel_for(Eigen::Index{0}, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows,
                           [&](Eigen::Index block) {
@@ -626,10 +625,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
         throw std::runtime_error("training diverged: the loss or its gradient is not finite at "
                                  "epoch " + std::to_string(epoch) + ", step " +
                                  std::to_string(step) + " (try a smaller learning rate)");
-      const float scale = 1.0F / static_cast<float>(rows);  // the batch mean
-      if (chunks > 1) {
-        arena.execute([&] { network_adam.step(params.head(p - 1), g->head(p - 1), scale); });
-      } else if (fused_entries == 0) {  // a model that reports no blocks (the CVAE)
+      if (fused_entries == 0) {  // batch chunks, or a model that reports no blocks (the CVAE)
         arena.execute([&] {
           network_adam.update_block(params.data(), g->data(), 0, p - 1, scale);
         });

@@ -139,6 +139,14 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::Para
   return out;
 }
 
+namespace {
+/// The Gram route's precondition: a hidden layer before a linear last layer f = W h + c.
+template <typename T>
+bool has_linear_last_layer(const Mlp<T>& decoder) {
+  return decoder.layers() >= 2 && decoder.activations().back() == Activation::kIdentity;
+}
+}  // namespace
+
 template <typename T>
 double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
                                    LatentSystemRoute route) {
@@ -149,8 +157,7 @@ double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bo
     return d * b * h * k + b * d * d * k + (with_rhs ? b * d * k : 0);
   check_argument(route == LatentSystemRoute::kLastLayerGram, "latent_system_multiply_adds",
                  "route", "must be kJacobians or kLastLayerGram");
-  check_argument(layers >= 2 && decoder.activations().back() == Activation::kIdentity,
-                 "latent_system_multiply_adds", "decoder",
+  check_argument(has_linear_last_layer(decoder), "latent_system_multiply_adds", "decoder",
                  "needs a linear last layer and a hidden layer for the Gram route");
   // W^T W (lower triangle), its Cholesky factor L, H_b^T L (triangular), then per datum
   // (H_b^T L)(L^T H_b) and, with the right-hand side, W^T n_b and H_b^T (W^T n_b).
@@ -163,8 +170,7 @@ LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch,
   const std::size_t layers = decoder.layers();
   // With fewer outputs than hidden units W^T W is singular: no Cholesky factor, and the
   // fallback's full Gram product is not what the count below assumes.
-  if (layers < 2 || decoder.activations().back() != Activation::kIdentity ||
-      decoder.output_size() < decoder.widths()[layers - 1])
+  if (!has_linear_last_layer(decoder) || decoder.output_size() < decoder.widths()[layers - 1])
     return LatentSystemRoute::kJacobians;
   const double by_jacobians =
       latent_system_multiply_adds(decoder, batch, with_rhs, LatentSystemRoute::kJacobians);
@@ -193,9 +199,8 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
                  "must be batch x D");
   const std::size_t layers = decoder.layers();
   const Eigen::Index hidden = decoder.widths()[layers - 1];
-  const bool linear_last = layers >= 2 && decoder.activations().back() == Activation::kIdentity;
   if (route == LatentSystemRoute::kAuto) route = latent_system_route(decoder, batch, with_rhs);
-  check_argument(route != LatentSystemRoute::kLastLayerGram || linear_last, fn, "route",
+  check_argument(route != LatentSystemRoute::kLastLayerGram || has_linear_last_layer(decoder), fn, "route",
                  "the last-layer Gram route needs a linear last layer and a hidden layer");
   const Matrix<T> tangents = unit_tangents<T>(batch, d);
   // `stacked` holds the D columns of J_b (of H_b on the Gram route) as rows t * batch + b;

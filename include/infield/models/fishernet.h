@@ -86,8 +86,9 @@ template <typename T>
 double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
                                    LatentSystemRoute route);
 /// The route kAuto takes for a batch of `batch` latents (with_rhs: theta is formed too): the Gram
-/// route when the decoder's last layer is linear and it is expected to take less time (its
-/// multiply-adds, the Cholesky factorisation's counted at a third of the GEMM rate).
+/// route when the decoder's last layer is linear with at least as many outputs as hidden units
+/// (else W^T W is singular) and it is expected to take less time (its multiply-adds, the
+/// Cholesky factorisation's counted at a third of the GEMM rate).
 template <typename T>
 LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs);
 /// n (B x k) and eta (B x D) may both be empty: then only the metrics are formed.
