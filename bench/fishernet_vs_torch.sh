@@ -20,13 +20,29 @@ rounds=${4:-1}
 data=$root/data/fashion-mnist
 reference=$root/../shared/reference/fishernet_torch.py
 out=$(mktemp -d)
+openblas=/tmp/openblas/root/usr/lib/x86_64-linux-gnu/openblas-openmp
+# OpenBLAS 0.3.21 (bookworm) does not know newer CPUs: loaded by torch on an Emerald Rapids Xeon it
+# falls back to its SSE3 "Prescott" kernels (3x slower than its AVX-512 ones). Give the reference
+# the kernels its CPU can run, unless OPENBLAS_CORETYPE is set already.
+if [[ -z ${OPENBLAS_CORETYPE:-} ]]; then
+  core=$(LD_LIBRARY_PATH=$openblas /usr/bin/python3 -c '
+import ctypes, torch
+lib = ctypes.CDLL("libopenblas.so.0"); lib.openblas_get_corename.restype = ctypes.c_char_p
+print(lib.openblas_get_corename().decode())')
+  if [[ $core == Prescott || $core == Core2 || $core == Nehalem ]]; then
+    if grep -q avx512_bf16 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Cooperlake
+    elif grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+    elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
+    echo "OpenBLAS detected $core on this CPU; the reference runs with OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core}" >&2
+  fi
+fi
 for round in $(seq 1 "$rounds"); do
   for t in $threads_list; do
     for model in vae fishernet; do
       for d in ${dims//,/ }; do
         # One configuration at a time, the reference first and Infield right after it, so that
         # both sides of a ratio see the machine in the same minute.
-        FMNIST_DIR=$data LD_LIBRARY_PATH=/tmp/openblas/root/usr/lib/x86_64-linux-gnu/openblas-openmp \
+        FMNIST_DIR=$data LD_LIBRARY_PATH=$openblas \
           /usr/bin/python3 "$reference" bench --threads "$t" --dims "$d" \
           --models "$([ "$model" = fishernet ] && echo fisher || echo vae)" \
           --batches 200 --warmup 20 --repeats 3 --prewarm 20 >> "$out/torch_${t}_$round.jsonl"
