@@ -112,25 +112,45 @@ auto times_lower_triangular(const S& s, const L& l) {
   return y;
 }
 
+/// A tall operand (the stacked tangents of FisherNet's Jacobians: (D + 1) x batch rows) is split
+/// over the threads by its rows, a batch-sized one by output columns. Splitting by columns has
+/// every thread pack the whole tall operand (2.4 MB at D = 20: more than a core's L2), splitting
+/// by rows each thread its own part: 2 threads, 1344 x 448 x 448, 2,000-2,760 against
+/// 2,340-3,710 us on a Xeon (Emerald Rapids); from 128 rows on rows are ahead, at 64 columns are.
+/// In training (FisherNet D = 20, 2 threads, 6 interleaved runs) a median +5%, within the noise.
+constexpr Eigen::Index kRowSplitMinimumRows = 128;
+
 /// z = h W^T for W (out x in).
 template <typename H, typename W>
 auto times_transposed(const H& h, const W& w) {
   Matrix<typename W::Scalar> z(h.rows(), w.rows());
-  for_blocks(w.rows(), double(h.rows()) * double(w.rows()) * double(w.cols()),
-                    [&](Eigen::Index c0, Eigen::Index n) {
-                      z.middleCols(c0, n).noalias() = h * w.middleRows(c0, n).transpose();
-                    });
+  const double multiply_adds = double(h.rows()) * double(w.rows()) * double(w.cols());
+  if (h.rows() >= kRowSplitMinimumRows) {
+    for_blocks(h.rows(), multiply_adds, [&](Eigen::Index r0, Eigen::Index n) {
+      z.middleRows(r0, n).noalias() = h.middleRows(r0, n) * w.transpose();
+    });
+  } else {
+    for_blocks(w.rows(), multiply_adds, [&](Eigen::Index c0, Eigen::Index n) {
+      z.middleCols(c0, n).noalias() = h * w.middleRows(c0, n).transpose();
+    });
+  }
   return z;
 }
 
-/// g W, split over the columns of W.
+/// g W (split as times_transposed).
 template <typename G, typename W>
 auto times(const G& g, const W& w) {
   Matrix<typename W::Scalar> z(g.rows(), w.cols());
-  for_blocks(w.cols(), double(g.rows()) * double(w.rows()) * double(w.cols()),
-                    [&](Eigen::Index c0, Eigen::Index n) {
-                      z.middleCols(c0, n).noalias() = g * w.middleCols(c0, n);
-                    });
+  const double multiply_adds = double(g.rows()) * double(w.rows()) * double(w.cols());
+  if (g.rows() >= kRowSplitMinimumRows) {
+    for_blocks(g.rows(), multiply_adds, [&](Eigen::Index r0, Eigen::Index n) {
+      z.middleRows(r0, n).noalias() = g.middleRows(r0, n) * w;
+    });
+  } else {
+    for_blocks(w.cols(), multiply_adds, [&](Eigen::Index c0, Eigen::Index n) {
+      z.middleCols(c0, n).noalias() = g * w.middleCols(c0, n);
+    });
+  }
   return z;
 }
 
