@@ -1,10 +1,13 @@
 // Neural layers: forward against a hand computation, JVP and VJP (input and parameters) against
-// finite differences through check_jacobian, several tangents at once, float vs double,
-// initialisation statistics, the gradient blocks a backward pass reports, Adam (also in blocks).
+// finite differences through check_jacobian, several tangents at once, products split over
+// threads, float vs double, initialisation statistics, the gradient blocks a backward pass
+// reports, Adam (also in blocks).
 #include "infield/models/neural.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <tbb/task_arena.h>
 
 #include <cmath>
 #include <limits>
@@ -152,6 +155,51 @@ TEST(Mlp, SeveralTangentsAtOnceEqualOneByOne) {
     EXPECT_LE((fused_cache.derivatives[l] - cache.derivatives[l]).norm(),
               1e-14 * cache.derivatives[l].norm());
   }
+}
+
+// With several threads a layer's products are split by output columns (a batch) or by rows (a
+// tall operand: many tangents, a large batch); either split computes every entry as one thread
+// does, up to the blocking of its sums.
+TEST(Mlp, ProductsSplitOverThreadsByRowsOrColumnsEqualOneThread) {
+  const Mlp<double> mlp({384, 352, 320}, {Activation::kTanh, Activation::kSoftplus});
+  std::mt19937_64 rng(11);
+  const Vector<double> params = mlp.initialize(neural::Initialization::kGlorotUniform, rng);
+  struct Results {
+    Matrix<double> y_small, y_large, jvp, jvp_again, input_gradient_small, input_gradient_large;
+    Vector<double> gradient_small, gradient_large;
+  };
+  auto run = [&](int threads) {
+    Results r;
+    tbb::task_arena arena(threads);
+    arena.execute([&] {
+      const Matrix<double> small = random_matrix(24, 384, 12);   // 24 rows: split by columns
+      const Matrix<double> large = random_matrix(160, 384, 13);  // 160 rows: split by rows
+      const Matrix<double> tangents = random_matrix(7 * 24, 384, 14);  // stacked: 192 rows
+      Mlp<double>::Cache small_cache, large_cache;
+      r.y_small = mlp.forward_with_jvp(params, small, tangents, r.jvp, &small_cache);
+      r.jvp_again = mlp.jvp_input(params, small_cache, tangents);
+      r.y_large = mlp.forward(params, large, &large_cache);
+      r.gradient_small = Vector<double>::Zero(mlp.parameter_count());
+      r.gradient_large = Vector<double>::Zero(mlp.parameter_count());
+      r.input_gradient_small =
+          mlp.vjp(params, small_cache, random_matrix(24, 320, 15), r.gradient_small);
+      r.input_gradient_large =
+          mlp.vjp(params, large_cache, random_matrix(160, 320, 16), r.gradient_large);
+    });
+    return r;
+  };
+  const Results one = run(1), two = run(2);
+  auto close = [](const auto& a, const auto& b) { return (a - b).norm() <= 1e-13 * b.norm(); };
+  EXPECT_TRUE(close(two.y_small, one.y_small));
+  EXPECT_TRUE(close(two.y_large, one.y_large));
+  EXPECT_TRUE(close(two.jvp, one.jvp));
+  EXPECT_TRUE(close(two.jvp_again, one.jvp_again));
+  EXPECT_TRUE(close(two.input_gradient_small, one.input_gradient_small));
+  EXPECT_TRUE(close(two.input_gradient_large, one.input_gradient_large));
+  EXPECT_TRUE(close(two.gradient_small, one.gradient_small));
+  EXPECT_TRUE(close(two.gradient_large, one.gradient_large));
+  // and the stacked tangents are those of the separate pass (rows against columns split)
+  EXPECT_TRUE(close(two.jvp, two.jvp_again));
 }
 
 TEST(Mlp, FloatAgreesWithDouble) {
