@@ -335,7 +335,9 @@ TEST(Mlp, GradientBlocksAreReportedOnceEachWhenFinalAndTheirParametersNotReadAga
     const Matrix<double> input = net.vjp(poisoned, cache, u, gradient, input_gradient,
                                          neural::GradientWrite::kOverwrite, ready);
     EXPECT_EQ(gradient, expected);
-    if (input_gradient) EXPECT_EQ(input, expected_input);
+    if (input_gradient) {
+      EXPECT_EQ(input, expected_input);
+    }
     // Last layer first, together covering every parameter once.
     ASSERT_EQ(blocks.size(), 3U);
     Eigen::Index end = net.parameter_count();
