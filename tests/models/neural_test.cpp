@@ -198,7 +198,7 @@ TEST(Mlp, ProductsSplitOverThreadsByRowsOrColumnsEqualOneThread) {
   EXPECT_TRUE(close(two.input_gradient_large, one.input_gradient_large));
   EXPECT_TRUE(close(two.gradient_small, one.gradient_small));
   EXPECT_TRUE(close(two.gradient_large, one.gradient_large));
-  // and the stacked tangents are those of the separate pass (rows against columns split)
+  // and the tangents stacked with the batch are those of the tangents alone
   EXPECT_TRUE(close(two.jvp, two.jvp_again));
 }
 
