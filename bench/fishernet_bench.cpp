@@ -57,8 +57,10 @@ std::pair<double, double> macs(const infield::neural::Sequential<float>& net) {
 /// FLOPs per image of a training step as the PyTorch reference counts them (forward + backward,
 /// with the encoder's input gradient), and as this code runs it (without that gradient; for
 /// FisherNet without the decoder's output at mu and with the metric by the route that
-/// latent_systems takes for the batch: the Gram route's W^T W shared by the batch).
-std::pair<double, double> step_flops(const Autoencoder& m, double batch) {
+/// latent_systems takes for the batch: the Gram route's W^T W shared by the batch, the active-unit
+/// routes' work for the decoder's active fractions at the encoder's means, `active_fractions`).
+std::pair<double, double> step_flops(const Autoencoder& m, double batch,
+                                     const std::vector<double>& active_fractions) {
   if (m.kind() == AutoencoderKind::kCvae) {
     const auto [fe, first] = macs(m.conv_encoder());
     const double fd = macs(m.conv_decoder()).first;
@@ -72,15 +74,12 @@ std::pair<double, double> step_flops(const Autoencoder& m, double batch) {
   const double reference = m.kind() == AutoencoderKind::kFisherNet ? 3 * fe + (4 + d) * fd
                                                                   : 3 * fe + 3 * fd;
   if (m.kind() != AutoencoderKind::kFisherNet) return {2 * reference, 2 * (reference - first)};
-  const auto& w = m.decoder().widths();
-  const double last = static_cast<double>(w.back() * w[w.size() - 2]);
-  const auto route = infield::neural::latent_system_route(m.decoder(),
-                                                          static_cast<Eigen::Index>(batch), true);
-  // The decoder at mu and the D tangents up to its last hidden layer, then the route's own work.
-  const double metric = (1 + d) * (fd - last) +
-                        infield::neural::latent_system_multiply_adds(
-                            m.decoder(), static_cast<Eigen::Index>(batch), true, route) /
-                            batch;
+  const auto b = static_cast<Eigen::Index>(batch);
+  const auto route = infield::neural::latent_system_route(m.decoder(), b, true, active_fractions);
+  // The decoder's hidden layers at mu and the tangents, then the route's own work.
+  const double metric =
+      infield::neural::latent_system_multiply_adds(m.decoder(), b, true, route, active_fractions) /
+      batch;
   const double own = 3 * fe - first + 3 * fd + metric;
   return {2 * reference, 2 * own};
 }
@@ -147,6 +146,7 @@ int main(int argc, char** argv) {
       using P = infield::neural::TrainingOptions::Parallelism;
       o.parallelism = parallelism == "batch" ? P::kBatch : parallelism == "products" ? P::kProducts : P::kAuto;
       std::vector<double> rates;
+      Eigen::VectorXf trained;
       for (int r = 0; r < repeats; ++r) {
         o.seed = static_cast<std::uint64_t>(r);
         double t_warm = 0.0, t_end = 0.0;
@@ -155,21 +155,36 @@ int main(int argc, char** argv) {
           if (p.batch == warmup) t_warm = p.epoch_seconds;
           if (p.batch == p.batches) t_end = p.epoch_seconds;
         };
-        infield::neural::train_autoencoder(model, o, train, test,
-                                           infield::neural::start_training(model, o, rows), cb);
+        trained = infield::neural::train_autoencoder(
+                      model, o, train, test, infield::neural::start_training(model, o, rows), cb)
+                      .params;
         rates.push_back(static_cast<double>(batches * batch) / (t_end - t_warm));
       }
       std::sort(rates.begin(), rates.end());
       const double median = rates[rates.size() / 2];
-      const auto [reference_flops, own_flops] = step_flops(model, static_cast<double>(batch));
+      // The decoder's active units at the encoder's means of the last batches trained on (the
+      // active-unit routes' work depends on them).
+      std::vector<double> fractions;
+      if (model.kind() == AutoencoderKind::kFisherNet) {
+        const Eigen::Index pe = model.encoder().parameter_count();
+        const Matrix<float> mu =
+            model.encoder().forward(trained.head(pe), train.bottomRows(batch));
+        fractions = infield::neural::decoder_active_fractions(
+            model.decoder(), trained.segment(pe, model.decoder().parameter_count()), mu);
+      }
+      const auto [reference_flops, own_flops] =
+          step_flops(model, static_cast<double>(batch), fractions);
+      std::string active = "[";
+      for (double f : fractions) active += (active.size() > 1 ? ", " : "") + std::to_string(f).substr(0, 5);
+      active += "]";
       std::printf(
           "{\"model\": \"%s\", \"d\": %s, \"threads\": %d, \"img_per_s\": %.0f, "
           "\"ms_per_batch\": %.2f, \"mflop_per_image_reference_count\": %.2f, "
           "\"mflop_per_image_run\": %.2f, \"gflops\": %.1f, \"fraction_of_peak\": %.2f, "
-          "\"data\": \"%s\"}\n",
+          "\"decoder_active_fractions\": %s, \"data\": \"%s\"}\n",
           model_name.c_str(), d.c_str(), threads, median, 1000.0 * batch / median,
           reference_flops / 1e6, own_flops / 1e6, own_flops * median / 1e9,
-          own_flops * median / 1e9 / (peak * threads), source.c_str());
+          own_flops * median / 1e9 / (peak * threads), active.c_str(), source.c_str());
       std::fflush(stdout);
     }
   return 0;

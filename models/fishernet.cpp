@@ -1,11 +1,13 @@
 #include "infield/models/fishernet.h"
 
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "infield/error.h"
@@ -147,42 +149,306 @@ bool has_linear_last_layer(const Mlp<T>& decoder) {
 }
 }  // namespace
 
+namespace {
+bool is_active_units(LatentSystemRoute route) {
+  return route == LatentSystemRoute::kActiveUnitsJacobians ||
+         route == LatentSystemRoute::kActiveUnitsGram;
+}
+bool is_gram(LatentSystemRoute route) {
+  return route == LatentSystemRoute::kLastLayerGram || route == LatentSystemRoute::kActiveUnitsGram;
+}
+/// Per layer of a forward pass, the fraction of non-zero activation derivatives (empty for none).
 template <typename T>
-double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
-                                   LatentSystemRoute route) {
+std::vector<double> active_fractions(const typename Mlp<T>::Cache& cache) {
+  std::vector<double> out;
+  for (const Matrix<T>& d : cache.derivatives)
+    out.push_back(d.size() == 0 ? 1.0 : double((d.array() != T(0)).count()) / double(d.size()));
+  return out;
+}
+}  // namespace
+
+template <typename T>
+std::vector<double> decoder_active_fractions(const Mlp<T>& decoder,
+                                             const typename Mlp<T>::ParamsRef& params,
+                                             const Matrix<T>& z) {
+  check_argument(decoder.layers() >= 2, "decoder_active_fractions", "decoder",
+                 "needs a hidden layer");
+  std::vector<Eigen::Index> widths(decoder.widths().begin(), decoder.widths().end() - 1);
+  std::vector<Activation> activations(decoder.activations().begin(),
+                                      decoder.activations().end() - 1);
+  const Mlp<T> body(std::move(widths), std::move(activations));
+  typename Mlp<T>::Cache cache;
+  body.forward(params.head(body.parameter_count()), z, &cache);
+  return active_fractions<T>(cache);
+}
+
+namespace {
+/// A route's multiply-adds, and the share of them run by the active-unit kernel.
+struct RouteWork {
+  double total = 0;
+  double kernel = 0;
+};
+
+template <typename T>
+RouteWork route_work(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
+                     LatentSystemRoute route, const std::vector<double>& active_fractions) {
+  constexpr std::string_view fn = "latent_system_multiply_adds";
   const std::size_t layers = decoder.layers();
-  const double b = double(batch), d = double(decoder.input_size()),
-               h = double(decoder.widths()[layers - 1]), k = double(decoder.output_size());
-  if (route == LatentSystemRoute::kJacobians)
-    return d * b * h * k + b * d * d * k + (with_rhs ? b * d * k : 0);
-  check_argument(route == LatentSystemRoute::kLastLayerGram, "latent_system_multiply_adds",
-                 "route", "must be kJacobians or kLastLayerGram");
-  check_argument(has_linear_last_layer(decoder), "latent_system_multiply_adds", "decoder",
-                 "needs a linear last layer and a hidden layer for the Gram route");
+  const std::vector<Eigen::Index>& w = decoder.widths();
+  const double b = double(batch), d = double(decoder.input_size()), h = double(w[layers - 1]),
+               k = double(decoder.output_size());
+  check_argument(route != LatentSystemRoute::kAuto, fn, "route", "must not be kAuto");
+  check_argument(!is_gram(route) || has_linear_last_layer(decoder), fn, "decoder",
+                 "needs a linear last layer and a hidden layer for the Gram routes");
+  const bool active = is_active_units(route);
+  check_argument(!active || (layers >= 2 && active_fractions.size() == layers - 1), fn,
+                 "active_fractions", "must have one entry per hidden layer (and there must be one)");
+  // The forward pass at z through the hidden layers, then the tangents: stacked, D per datum
+  // through every hidden layer; by active units, a gather for the first hidden layer and
+  // D p_{l-1} h_{l-1} h_l per datum for the others.
+  double forward = 0, tangents = 0;
+  for (std::size_t l = 0; l + 1 < layers; ++l) {
+    const double layer = double(w[l]) * double(w[l + 1]);
+    forward += b * layer;
+    if (!active)
+      tangents += d * b * layer;
+    else if (l > 0)
+      tangents += d * b * active_fractions[l - 1] * layer;
+  }
+  // The last hidden layer's share of the tangents' rows.
+  const double p = active ? active_fractions.back() : 1.0;
+  RouteWork out;
+  if (!is_gram(route)) {
+    // J_b = W H_b (D p h k per datum), J_b^T J_b, J_b^T n_b.
+    const double last = d * b * p * h * k;
+    out.total = forward + tangents + last + b * d * d * k + (with_rhs ? b * d * k : 0);
+    out.kernel = active ? tangents + last : 0;
+    return out;
+  }
   // W^T W (lower triangle), its Cholesky factor L, H_b^T L (triangular), then per datum
   // (H_b^T L)(L^T H_b) and, with the right-hand side, W^T n_b and H_b^T (W^T n_b).
-  return h * h * k / 2 + h * h * h / 6 + d * b * h * h / 2 + b * d * d * h +
-         (with_rhs ? b * k * h + b * d * h : 0);
+  const double triangular = d * b * p * h * h / 2;
+  out.total = forward + tangents + h * h * k / 2 + h * h * h / 6 + triangular + b * d * d * h +
+              (with_rhs ? b * k * h + b * d * p * h : 0);
+  out.kernel = active ? tangents + triangular : 0;
+  return out;
+}
+}  // namespace
+
+template <typename T>
+double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
+                                   LatentSystemRoute route,
+                                   const std::vector<double>& active_fractions) {
+  return route_work(decoder, batch, with_rhs, route, active_fractions).total;
 }
 
 template <typename T>
-LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs) {
+LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
+                                      const std::vector<double>& active_fractions) {
   const std::size_t layers = decoder.layers();
   // With fewer outputs than hidden units W^T W is singular: no Cholesky factor, and the
-  // fallback's full Gram product is not what the count below assumes.
-  if (!has_linear_last_layer(decoder) || decoder.output_size() < decoder.widths()[layers - 1])
-    return LatentSystemRoute::kJacobians;
-  const double by_jacobians =
-      latent_system_multiply_adds(decoder, batch, with_rhs, LatentSystemRoute::kJacobians);
-  // Time decides, not the count alone: the Gram route's h x h Cholesky factorisation runs at
-  // about a third of the GEMM rate (on one thread, while the others carry on with the tangents;
-  // measured: at D = 10 the Gram route is 1.5% faster on 1 thread and 9% on 2).
+  // fallback's full Gram product is not what the count assumes.
+  const bool gram = has_linear_last_layer(decoder) &&
+                    decoder.output_size() >= decoder.widths()[layers - 1];
+  const bool active = layers >= 2 && active_fractions.size() == layers - 1;
   const double h = double(decoder.widths()[layers - 1]);
-  const double by_gram =
-      latent_system_multiply_adds(decoder, batch, with_rhs, LatentSystemRoute::kLastLayerGram) +
-      2 * h * h * h / 6;
-  return by_gram < by_jacobians ? LatentSystemRoute::kLastLayerGram : LatentSystemRoute::kJacobians;
+  // Time decides, not the count alone: the Gram routes' h x h Cholesky factorisation runs at
+  // about a third of the GEMM rate (on one thread, while the others carry on with the tangents;
+  // measured: at D = 10 the Gram route is 1.5% faster on 1 thread and 9% on 2), the active-unit
+  // kernel a little below it.
+  auto time = [&](LatentSystemRoute route) {
+    const RouteWork work = route_work(decoder, batch, with_rhs, route, active_fractions);
+    return work.total + (kActiveUnitsKernelCost - 1) * work.kernel +
+           (is_gram(route) ? 2 * h * h * h / 6 : 0.0);
+  };
+  LatentSystemRoute best = LatentSystemRoute::kJacobians;
+  double best_time = time(best);
+  for (LatentSystemRoute route :
+       {LatentSystemRoute::kLastLayerGram, LatentSystemRoute::kActiveUnitsJacobians,
+        LatentSystemRoute::kActiveUnitsGram}) {
+    if ((is_gram(route) && !gram) || (is_active_units(route) && !active)) continue;
+    const double t = time(route);
+    if (t < best_time) {
+      best = route;
+      best_time = t;
+    }
+  }
+  return best;
 }
+
+namespace {
+
+/// The metrics (and right-hand sides) by the active-unit routes: per datum, the tangents through
+/// the units with non-zero activation derivative only. `cache` holds the hidden layers' forward
+/// pass at z (the body's: every layer but the last).
+template <typename T>
+void active_unit_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
+                         const Matrix<T>& last_hidden, const typename Mlp<T>::Cache& cache,
+                         T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
+                         bool gram_route, LatentSystems<T>& out) {
+  const std::size_t layers = decoder.layers(), hidden_layers = layers - 1;
+  const std::vector<Eigen::Index>& widths = decoder.widths();
+  const Eigen::Index batch = cache.derivatives[0].rows(), d = decoder.input_size(),
+                     k = decoder.output_size(), h = widths[hidden_layers];
+  const bool with_rhs = n.size() > 0;
+  auto weights = [&](std::size_t l) {
+    return Eigen::Map<const Matrix<T>>(params.data() + decoder.parameter_offset(l), widths[l + 1],
+                                       widths[l]);
+  };
+  // A non-linear last layer scales J_b's rows by its activation's derivative at z.
+  Matrix<T> last_derivative;
+  const Activation last_activation = decoder.activations().back();
+  if (last_activation != Activation::kIdentity) {
+    const auto w = weights(hidden_layers);
+    Matrix<T> pre = detail::times_transposed(last_hidden, w);
+    pre.rowwise() += Eigen::Map<const Vector<T>>(
+                         params.data() + decoder.parameter_offset(hidden_layers) + k * h, k)
+                         .transpose();
+    detail::activate(last_activation, pre, &last_derivative);
+  }
+  // W_l^T for the hidden layers after the first, in the kernel's panels.
+  const Eigen::Index panel_width = detail::selected_rows_panel_width<T>(d);
+  std::vector<detail::Panels<T>> transposed(hidden_layers);
+  tbb::parallel_for(std::size_t{1}, hidden_layers, [&](std::size_t l) {
+    transposed[l] = detail::to_panels(weights(l).transpose(), panel_width);
+  });
+  auto padded = [&](Eigen::Index width) {
+    return (width + panel_width - 1) / panel_width * panel_width;
+  };
+  Eigen::Index widest_hidden = 0;
+  for (std::size_t l = 1; l <= hidden_layers; ++l)
+    widest_hidden = std::max(widest_hidden, padded(widths[l]));
+  const Eigen::Index widest = std::max(widest_hidden, padded(k));
+  // Data in groups whose products go through the weights panel by panel, each panel read from
+  // cache by the whole group; groups of 8 (fewer where a group's products would pass 1 MB), so
+  // that the threads share them out evenly (data differ in their active units).
+  const Eigen::Index group =
+      std::clamp<Eigen::Index>((Eigen::Index{1} << 20) / (d * widest * Eigen::Index(sizeof(T))),
+                               1, 8);
+  const Eigen::Index groups = (batch + group - 1) / group;
+  // Per datum: its tangents at the last hidden layer's active units (D x active, row-major) and
+  // the units' indices.
+  std::vector<Matrix<T>> tangents(static_cast<std::size_t>(batch));
+  std::vector<std::vector<int>> active(static_cast<std::size_t>(batch));
+  // The products of a group: datum b's with the selected rows of a layer's panels, into `out`.
+  auto run_group = [&](Eigen::Index first, Eigen::Index size, const detail::Panels<T>& b,
+                       bool lower_triangular, std::vector<Matrix<T>>& out) {
+    std::vector<detail::SelectedRowsProduct<T>> jobs;
+    for (Eigen::Index q = 0; q < size; ++q) {
+      const auto i = static_cast<std::size_t>(first + q);
+      Matrix<T>& y = out[static_cast<std::size_t>(q)];
+      y.resize(d, widest);
+      jobs.push_back({tangents[i].data(), tangents[i].cols(),
+                      static_cast<Eigen::Index>(active[i].size()), active[i].data(), y.data(),
+                      y.cols()});
+    }
+    detail::times_selected_rows(jobs, d, b, lower_triangular);
+  };
+  // Keeps datum b's tangents at the units active in `derivative`, scaled by it, from `from`
+  // (D x width; the first hidden layer: W_1^T).
+  auto keep_active = [&](Eigen::Index b, const auto& from, const auto& derivative) {
+    const auto i = static_cast<std::size_t>(b);
+    std::vector<int>& units = active[i];
+    units.clear();
+    for (Eigen::Index u = 0; u < derivative.size(); ++u)
+      if (derivative[u] != T(0)) units.push_back(static_cast<int>(u));
+    Matrix<T>& t = tangents[i];
+    for (Eigen::Index r = 0; r < d; ++r)
+      for (std::size_t c = 0; c < units.size(); ++c)
+        t(r, Eigen::Index(c)) = from(r, units[c]) * derivative[units[c]];
+  };
+  const auto w1 = weights(0);  // h_1 x D
+  // The tangents through the hidden layers, by groups.
+  auto hidden_tangents = [&] {
+    tbb::parallel_for(Eigen::Index{0}, groups, [&](Eigen::Index g) {
+      const Eigen::Index first = g * group, size = std::min(group, batch - first);
+      std::vector<Matrix<T>> products(static_cast<std::size_t>(size));
+      for (Eigen::Index b = first; b < first + size; ++b) {
+        const auto i = static_cast<std::size_t>(b);
+        tangents[i].resize(d, widest_hidden);
+        active[i].reserve(static_cast<std::size_t>(widest_hidden));
+        // The first hidden layer: tangent t at unit u is W_1[u, t] times the derivative.
+        keep_active(b, w1.transpose(), cache.derivatives[0].row(b));
+      }
+      for (std::size_t l = 1; l < hidden_layers; ++l) {
+        run_group(first, size, transposed[l], false, products);
+        for (Eigen::Index q = 0; q < size; ++q)
+          keep_active(first + q, products[static_cast<std::size_t>(q)],
+                      cache.derivatives[l].row(first + q));
+      }
+    });
+  };
+  // W^T of the last layer (Jacobians), or the Cholesky factor of W^T W with W^T n_b (Gram): from
+  // the weights alone, so formed alongside the tangents (the factorisation is serial; the
+  // tangents' groups keep the other threads busy meanwhile).
+  detail::Panels<T> right;  // W^T, L, or W^T W without a factor
+  Matrix<T> projected_noise;
+  bool has_factor = false;
+  auto last_layer = [&] {
+    const auto w = weights(hidden_layers);
+    if (!gram_route) {
+      right = detail::to_panels(w.transpose(), panel_width);
+      return;
+    }
+    Matrix<T> factor(h, h);
+    detail::gram_lower(w, factor);
+    factor.template triangularView<Eigen::StrictlyUpper>() = factor.transpose();
+    // W^T W = U^T U with U in the upper triangle: on row-major storage Eigen's upper
+    // factorisation is the fast one (0.7 against 2.2 ms for h = 448 on a Xeon). L = U^T.
+    has_factor = Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Upper>(factor).info() == Eigen::Success;
+    if (has_factor) {
+      // The kernel reads the zeros above L's diagonal.
+      factor.template triangularView<Eigen::StrictlyLower>().setZero();
+    } else {
+      // W^T W singular to working precision: the Gram matrix itself, formed again.
+      detail::gram_lower(w, factor);
+      factor.template triangularView<Eigen::StrictlyUpper>() = factor.transpose();
+    }
+    // L = U^T, or the (symmetric) Gram matrix.
+    right = detail::to_panels(factor.transpose(), panel_width);
+    if (with_rhs) projected_noise = detail::times(n, w);
+  };
+  tbb::parallel_invoke(hidden_tangents, last_layer);
+
+  // J_b^T = H_b^T W^T (D x k), or H_b^T L (D x h), or H_b^T (W^T W) without a factor; H_b
+  // restricted to its active rows is tangents[b].leftCols(s)^T.
+  const T inv_sigma = T(1) / std::sqrt(noise_variance), inv_variance = T(1) / noise_variance;
+  tbb::parallel_for(Eigen::Index{0}, groups, [&](Eigen::Index g) {
+    const Eigen::Index first = g * group, size = std::min(group, batch - first);
+    std::vector<Matrix<T>> products(static_cast<std::size_t>(size));
+    run_group(first, size, right, gram_route && has_factor, products);
+    for (Eigen::Index q = 0; q < size; ++q) {
+      const Eigen::Index b = first + q;
+      const auto i = static_cast<std::size_t>(b);
+      const Eigen::Index s = static_cast<Eigen::Index>(active[i].size());
+      Matrix<T>& m = out.metrics[i];
+      const auto h_active = tangents[i].topLeftCorner(d, s);
+      auto y = products[static_cast<std::size_t>(q)].leftCols(right.columns);
+      if (!gram_route || has_factor) {
+        // M_b - 1 is the Gram matrix of J_b^T, or of H_b^T L.
+        if (last_derivative.size() > 0) y.array().rowwise() *= last_derivative.row(b).array();
+        m.noalias() = (y * y.transpose()) * inv_variance;
+        if (with_rhs && !gram_route)
+          out.rhs.row(b).noalias() = (y * n.row(b).transpose()).transpose() * inv_sigma + eta.row(b);
+      } else {
+        // H_b^T (W^T W) at the active columns, times H_b.
+        m.setZero(d, d);
+        for (Eigen::Index c = 0; c < s; ++c)
+          m.noalias() += y.col(active[i][static_cast<std::size_t>(c)]) * h_active.col(c).transpose();
+        m *= inv_variance;
+      }
+      m.diagonal().array() += T(1);
+      if (with_rhs && gram_route) {
+        Vector<T> noise_active(s);
+        for (Eigen::Index c = 0; c < s; ++c)
+          noise_active[c] = projected_noise(b, active[i][static_cast<std::size_t>(c)]);
+        out.rhs.row(b).noalias() = (h_active * noise_active).transpose() * inv_sigma + eta.row(b);
+      }
+    }
+  });
+}
+
+}  // namespace
 
 template <typename T>
 LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
@@ -199,9 +465,33 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
                  "must be batch x D");
   const std::size_t layers = decoder.layers();
   const Eigen::Index hidden = decoder.widths()[layers - 1];
-  if (route == LatentSystemRoute::kAuto) route = latent_system_route(decoder, batch, with_rhs);
-  check_argument(route != LatentSystemRoute::kLastLayerGram || has_linear_last_layer(decoder), fn, "route",
-                 "the last-layer Gram route needs a linear last layer and a hidden layer");
+  check_argument(!is_gram(route) || has_linear_last_layer(decoder), fn, "route",
+                 "the last-layer Gram routes need a linear last layer and a hidden layer");
+  check_argument(!is_active_units(route) || layers >= 2, fn, "route",
+                 "the active-unit routes need a hidden layer");
+  // The hidden layers' forward pass at z: the active-unit routes start from it, and kAuto
+  // counts the active units in it.
+  std::optional<Mlp<T>> body;
+  typename Mlp<T>::Cache body_cache;
+  Matrix<T> last_hidden;
+  if (layers >= 2 && (route == LatentSystemRoute::kAuto || is_active_units(route))) {
+    std::vector<Eigen::Index> widths(decoder.widths().begin(), decoder.widths().end() - 1);
+    std::vector<Activation> activations(decoder.activations().begin(),
+                                        decoder.activations().end() - 1);
+    body.emplace(std::move(widths), std::move(activations));
+    last_hidden = body->forward(params.head(body->parameter_count()), z, &body_cache);
+  }
+  if (route == LatentSystemRoute::kAuto)
+    route = latent_system_route(decoder, batch, with_rhs, active_fractions<T>(body_cache));
+  if (is_active_units(route)) {
+    LatentSystems<T> out;
+    out.route = route;
+    out.metrics.resize(static_cast<std::size_t>(batch));
+    if (with_rhs) out.rhs.resize(batch, d);
+    active_unit_systems(decoder, params, last_hidden, body_cache, noise_variance, n, eta,
+                        route == LatentSystemRoute::kActiveUnitsGram, out);
+    return out;
+  }
   const Matrix<T> tangents = unit_tangents<T>(batch, d);
   // `stacked` holds the D columns of J_b (of H_b on the Gram route) as rows t * batch + b;
   // M_b / s^2 - 1 is the product of datum b's rows of `metric_left` and `metric_right`
@@ -397,12 +687,20 @@ template Matrix<float> latent_residuals_cg(const Mlp<float>&, const Mlp<float>::
 template Matrix<double> latent_residuals_cg(const Mlp<double>&, const Mlp<double>::ParamsRef&,
                                             const Matrix<double>&, double, const Matrix<double>&,
                                             const Matrix<double>&, double);
+template std::vector<double> decoder_active_fractions(const Mlp<float>&,
+                                                      const Mlp<float>::ParamsRef&,
+                                                      const Matrix<float>&);
+template std::vector<double> decoder_active_fractions(const Mlp<double>&,
+                                                      const Mlp<double>::ParamsRef&,
+                                                      const Matrix<double>&);
 template double latent_system_multiply_adds(const Mlp<float>&, Eigen::Index, bool,
-                                            LatentSystemRoute);
+                                            LatentSystemRoute, const std::vector<double>&);
 template double latent_system_multiply_adds(const Mlp<double>&, Eigen::Index, bool,
-                                            LatentSystemRoute);
-template LatentSystemRoute latent_system_route(const Mlp<float>&, Eigen::Index, bool);
-template LatentSystemRoute latent_system_route(const Mlp<double>&, Eigen::Index, bool);
+                                            LatentSystemRoute, const std::vector<double>&);
+template LatentSystemRoute latent_system_route(const Mlp<float>&, Eigen::Index, bool,
+                                               const std::vector<double>&);
+template LatentSystemRoute latent_system_route(const Mlp<double>&, Eigen::Index, bool,
+                                               const std::vector<double>&);
 template LatentSystems<float> latent_systems(const Mlp<float>&, const Mlp<float>::ParamsRef&,
                                              const Matrix<float>&, float, const Matrix<float>&,
                                              const Matrix<float>&, LatentSystemRoute);

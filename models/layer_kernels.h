@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "infield/error.h"
 #include "infield/models/neural.h"
 
 namespace infield::neural::detail {
@@ -159,6 +161,147 @@ auto times(const G& g, const W& w) {
         z.middleCols(c0, n).noalias() = g * w.middleCols(c0, n);
       });
   return z;
+}
+
+/// One product of times_selected_rows: y (m x n) = a (m x s) times the s rows of b that `rows`
+/// selects (increasing row indices); a and y row-major with strides lda and ldy (ldy at least n
+/// rounded up to the panel width: the padding columns are written with zeros).
+template <typename T>
+struct SelectedRowsProduct {
+  const T* a;
+  Eigen::Index lda;
+  Eigen::Index s;
+  const int* rows;
+  T* y;
+  Eigen::Index ldy;
+};
+
+/// A matrix b (rows x columns) stored as panels of `width` columns, each panel row-major and
+/// contiguous, the last one padded with zero columns: a panel's selected rows then lie in
+/// ascending addresses a few cache lines apart, which the hardware prefetchers follow (rows of
+/// the plain matrix, a whole row length apart, they do not).
+template <typename T>
+struct Panels {
+  Eigen::Index rows = 0, columns = 0, width = 0;
+  Eigen::Matrix<T, Eigen::Dynamic, 1> data;  ///< panel p at data.data() + p * rows * width
+  Eigen::Index padded_columns() const { return (columns + width - 1) / width * width; }
+};
+
+namespace selected_rows {
+namespace ei = Eigen::internal;
+template <typename T>
+using Packet = typename ei::packet_traits<T>::type;
+template <typename T>
+constexpr int kPacket = ei::unpacket_traits<Packet<T>>::size;
+/// Accumulators held in registers at once (R rows by C packets of columns), leaving room for the
+/// loads of b and a broadcast: 32 vector registers with AVX-512, 16 before.
+template <typename T>
+constexpr int kAccumulators = sizeof(Packet<T>) >= 64 ? 24 : 12;
+}  // namespace selected_rows
+
+/// The panel width for products of m rows: four vector packets for few rows (each selected row's
+/// loads and index arithmetic then feed more multiply-adds), two otherwise.
+template <typename T>
+Eigen::Index selected_rows_panel_width(Eigen::Index m) {
+  using namespace selected_rows;
+  return (m <= kAccumulators<T> / 4 ? 4 : 2) * kPacket<T>;
+}
+
+/// b as panels of `width` columns.
+template <typename B>
+Panels<typename B::Scalar> to_panels(const B& b, Eigen::Index width) {
+  Panels<typename B::Scalar> p;
+  p.rows = b.rows();
+  p.columns = b.cols();
+  p.width = width;
+  p.data.setZero(p.rows * p.padded_columns());
+  for (Eigen::Index c0 = 0; c0 < p.columns; c0 += width) {
+    const Eigen::Index n = std::min(width, p.columns - c0);
+    Eigen::Map<Eigen::Matrix<typename B::Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+               0, Eigen::OuterStride<>>
+        panel(p.data.data() + c0 * p.rows, p.rows, n, Eigen::OuterStride<>(width));
+    panel = b.middleCols(c0, n);
+  }
+  return p;
+}
+
+namespace selected_rows {
+/// R rows of y by C packets of columns, over the selected rows [i0, i1) of a panel.
+template <typename T, int R, int C>
+inline void block(const T* a, Eigen::Index lda, const T* b, const int* rows, Eigen::Index i0,
+                  Eigen::Index i1, T* y, Eigen::Index ldy) {
+  using P = Packet<T>;
+  constexpr int kP = kPacket<T>;
+  constexpr Eigen::Index kWidth = Eigen::Index{C} * kP;
+  P acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = ei::pset1<P>(T(0));
+  for (Eigen::Index i = i0; i < i1; ++i) {
+    const T* row = b + Eigen::Index(rows[i]) * kWidth;
+    P bc[C];
+    for (int c = 0; c < C; ++c) bc[c] = ei::ploadu<P>(row + c * kP);
+    for (int r = 0; r < R; ++r) {
+      const P x = ei::pset1<P>(a[r * lda + i]);
+      for (int c = 0; c < C; ++c) acc[r][c] = ei::pmadd(x, bc[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) ei::pstoreu(y + r * ldy + c * kP, acc[r][c]);
+}
+
+/// block<T, r, C> for a run-time r in [1, R].
+template <typename T, int R, int C>
+inline void block_of(int r, const T* a, Eigen::Index lda, const T* b, const int* rows,
+                     Eigen::Index i0, Eigen::Index i1, T* y, Eigen::Index ldy) {
+  if constexpr (R > 0) {
+    if (r == R) return block<T, R, C>(a, lda, b, rows, i0, i1, y, ldy);
+    block_of<T, R - 1, C>(r, a, lda, b, rows, i0, i1, y, ldy);
+  }
+}
+
+/// Every product, panel by panel.
+template <typename T, int C>
+void panels(const std::vector<SelectedRowsProduct<T>>& products, Eigen::Index m,
+            const Panels<T>& b, bool lower) {
+  constexpr int kMaxRows = kAccumulators<T> / C;
+  // Row blocks of equal height: 20 rows as 10 + 10, not 12 + 8.
+  const Eigen::Index row_blocks = (m + kMaxRows - 1) / kMaxRows;
+  const Eigen::Index height = (m + row_blocks - 1) / row_blocks;
+  for (Eigen::Index c0 = 0; c0 < b.columns; c0 += b.width) {
+    const T* panel = b.data.data() + c0 * b.rows;
+    for (const SelectedRowsProduct<T>& p : products) {
+      // b lower triangular: rows above c0 are zero from column c0 on.
+      const Eigen::Index i0 =
+          lower ? Eigen::Index(std::lower_bound(p.rows, p.rows + p.s, c0) - p.rows) : 0;
+      for (Eigen::Index r0 = 0; r0 < m; r0 += height) {
+        const int r = static_cast<int>(std::min(height, m - r0));
+        block_of<T, kMaxRows, C>(r, p.a + r0 * p.lda, p.lda, panel, p.rows, i0, p.s,
+                                 p.y + r0 * p.ldy + c0, p.ldy);
+      }
+    }
+  }
+}
+}  // namespace selected_rows
+
+/// Products with selected rows of one matrix b, each with its own selection, all with m rows;
+/// b in panels of selected_rows_panel_width<T>(m) columns. The selected rows are read in place,
+/// not copied: the kernel behind FisherNet's per-datum tangents through the active units of ReLU
+/// layers (a datum's tangent is zero at a unit whose activation has zero derivative, so a layer's
+/// product needs only the rows of W^T at the previous layer's active units, a different set for
+/// every datum). b's panels are the outer loop and the products the inner one, so that each panel
+/// is read from cache by all of them. With `lower_triangular`, b is lower triangular (zero above
+/// the diagonal): for a panel's columns [c0, c0 + width) the rows above c0 are skipped.
+/// Register-blocked like a GEMM micro-kernel: accumulators for up to 12 rows (6 without 32 vector
+/// registers) by two vector packets of columns, or 6 (3) by four.
+template <typename T>
+void times_selected_rows(const std::vector<SelectedRowsProduct<T>>& products, Eigen::Index m,
+                         const Panels<T>& b, bool lower_triangular) {
+  check_argument(b.width == selected_rows_panel_width<T>(m), "times_selected_rows", "b",
+                 "must be in panels of selected_rows_panel_width(m) columns");
+  if (b.width == 4 * selected_rows::kPacket<T>)
+    selected_rows::panels<T, 4>(products, m, b, lower_triangular);
+  else
+    selected_rows::panels<T, 2>(products, m, b, lower_triangular);
 }
 
 /// dst += src, or dst = src with kOverwrite; a product src is evaluated straight into dst.

@@ -144,10 +144,11 @@ TEST(FisherNet, ExplicitAndConjugateGradientSamplingAgree) {
   }
 }
 
-TEST(FisherNet, LatentSystemsByBothRoutesEqualTheExplicitMetricAndRightHandSide) {
-  // A linear last layer, so that both routes apply; wide enough that kAuto takes the Gram route
-  // for D = 12 and the Jacobians for D = 2.
-  for (Eigen::Index d : {2, 12}) {
+TEST(FisherNet, LatentSystemsByEveryRouteEqualTheExplicitMetricAndRightHandSide) {
+  // A linear last layer, so that every route applies; a ReLU layer (about half its units
+  // active per datum) before a tanh one (all active). D = 20 spans two row blocks of the
+  // active-unit kernel.
+  for (Eigen::Index d : {2, 12, 20}) {
     const Mlp<double> decoder({d, 16, 16, 60},
                               {Activation::kRelu, Activation::kTanh, Activation::kIdentity});
     std::mt19937_64 rng(static_cast<std::uint64_t>(20 + d));
@@ -158,15 +159,19 @@ TEST(FisherNet, LatentSystemsByBothRoutesEqualTheExplicitMetricAndRightHandSide)
     const auto jac = neural::decoder_jacobians(decoder, pd, z);
     const auto metrics = neural::latent_metrics(jac, noise);
     for (auto route : {neural::LatentSystemRoute::kJacobians,
-                       neural::LatentSystemRoute::kLastLayerGram}) {
+                       neural::LatentSystemRoute::kLastLayerGram,
+                       neural::LatentSystemRoute::kActiveUnitsJacobians,
+                       neural::LatentSystemRoute::kActiveUnitsGram}) {
       const auto systems = neural::latent_systems(decoder, pd, z, noise, n, eta, route);
       EXPECT_EQ(systems.route, route);
       for (Eigen::Index b = 0; b < 5; ++b) {
         const auto i = static_cast<std::size_t>(b);
-        EXPECT_LE((systems.metrics[i] - metrics[i]).norm(), 1e-12 * metrics[i].norm()) << b;
+        EXPECT_LE((systems.metrics[i] - metrics[i]).norm(), 1e-12 * metrics[i].norm())
+            << b << " route " << static_cast<int>(route);
         const Vector<double> theta =
             jac[i].transpose() * n.row(b).transpose() / std::sqrt(noise) + eta.row(b).transpose();
-        EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm()) << b;
+        EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm())
+            << b << " route " << static_cast<int>(route);
       }
       // Metrics only.
       const auto only = neural::latent_systems(decoder, pd, z, noise, Matrix<double>(),
@@ -174,9 +179,15 @@ TEST(FisherNet, LatentSystemsByBothRoutesEqualTheExplicitMetricAndRightHandSide)
       EXPECT_EQ(only.rhs.size(), 0);
       EXPECT_LE((only.metrics[3] - metrics[3]).norm(), 1e-12 * metrics[3].norm());
     }
+    // kAuto takes the route that latent_system_route picks for the active units at z: about
+    // half of the ReLU layer's, all of the tanh layer's.
+    const std::vector<double> fractions = neural::decoder_active_fractions(decoder, pd, z);
+    ASSERT_EQ(fractions.size(), 2U);
+    EXPECT_GT(fractions[0], 0.2);
+    EXPECT_LT(fractions[0], 0.8);
+    EXPECT_EQ(fractions[1], 1.0);
     const auto automatic = neural::latent_systems(decoder, pd, z, noise, n, eta);
-    EXPECT_EQ(automatic.route, d == 2 ? neural::LatentSystemRoute::kJacobians
-                                      : neural::LatentSystemRoute::kLastLayerGram);
+    EXPECT_EQ(automatic.route, neural::latent_system_route(decoder, 5, true, fractions));
     // latent_residuals solves these systems: the explicit residuals up to rounding.
     const Matrix<double> explicit_delta = neural::latent_residuals_explicit(jac, noise, n, eta);
     EXPECT_LE((neural::latent_residuals(decoder, pd, z, noise, n, eta) - explicit_delta).norm(),
@@ -191,8 +202,29 @@ TEST(FisherNet, LatentSystemsByBothRoutesEqualTheExplicitMetricAndRightHandSide)
                                       normal_matrix(2, 3, rng),
                                       neural::LatentSystemRoute::kLastLayerGram),
                InvalidArgument);
-  EXPECT_EQ(neural::latent_systems(sigmoid_last, ps, z, 0.1, Matrix<double>(), Matrix<double>())
-                .route,
+  EXPECT_THROW(neural::latent_systems(sigmoid_last, ps, z, 0.1, Matrix<double>(),
+                                      Matrix<double>(), neural::LatentSystemRoute::kActiveUnitsGram),
+               InvalidArgument);
+  const auto sigmoid_route =
+      neural::latent_systems(sigmoid_last, ps, z, 0.1, Matrix<double>(), Matrix<double>()).route;
+  EXPECT_TRUE(sigmoid_route == neural::LatentSystemRoute::kJacobians ||
+              sigmoid_route == neural::LatentSystemRoute::kActiveUnitsJacobians);
+  // The active units with a non-linear last layer: J_b's rows scaled by its derivative.
+  const auto sigmoid_metrics =
+      neural::latent_metrics(neural::decoder_jacobians(sigmoid_last, ps, z), 0.1);
+  const auto by_active_units =
+      neural::latent_systems(sigmoid_last, ps, z, 0.1, Matrix<double>(), Matrix<double>(),
+                             neural::LatentSystemRoute::kActiveUnitsJacobians);
+  for (std::size_t b = 0; b < 2; ++b)
+    EXPECT_LE((by_active_units.metrics[b] - sigmoid_metrics[b]).norm(),
+              1e-12 * sigmoid_metrics[b].norm());
+  // A network without a hidden layer has no active-unit route.
+  const Mlp<double> single({3, 10}, {Activation::kIdentity});
+  const Vector<double> p1 = single.initialize(neural::Initialization::kGlorotUniform, rng);
+  EXPECT_THROW(neural::latent_systems(single, p1, z, 0.1, Matrix<double>(), Matrix<double>(),
+                                      neural::LatentSystemRoute::kActiveUnitsJacobians),
+               InvalidArgument);
+  EXPECT_EQ(neural::latent_systems(single, p1, z, 0.1, Matrix<double>(), Matrix<double>()).route,
             neural::LatentSystemRoute::kJacobians);
   EXPECT_THROW(neural::latent_systems(sigmoid_last, ps, z, 0.1, normal_matrix(2, 9, rng),
                                       normal_matrix(2, 3, rng)),
@@ -206,9 +238,17 @@ TEST(FisherNet, RouteChoiceAtThePapersSizes) {
   for (Eigen::Index d : {2, 5, 10, 20}) {
     const Mlp<float> decoder({d, 448, 448, 448, 784}, {Activation::kRelu, Activation::kRelu,
                                                         Activation::kRelu, Activation::kIdentity});
-    EXPECT_EQ(neural::latent_system_route(decoder, 64, true),
-              d >= 10 ? neural::LatentSystemRoute::kLastLayerGram
-                      : neural::LatentSystemRoute::kJacobians)
+    const auto stacked = d >= 10 ? neural::LatentSystemRoute::kLastLayerGram
+                                 : neural::LatentSystemRoute::kJacobians;
+    EXPECT_EQ(neural::latent_system_route(decoder, 64, true), stacked) << "D = " << d;
+    // With every unit active the per-datum kernel has the stacked products' work and runs
+    // slower than Eigen's GEMM: not taken. With half of them active (a ReLU network at its
+    // initialisation) it has half the tangents' work: taken at every D, with the Gram matrix
+    // at D = 20 (at D = 10 the halved products by W cost less than W^T W and its factor).
+    EXPECT_EQ(neural::latent_system_route(decoder, 64, true, {1.0, 1.0, 1.0}), stacked);
+    EXPECT_EQ(neural::latent_system_route(decoder, 64, true, {0.5, 0.5, 0.5}),
+              d >= 20 ? neural::LatentSystemRoute::kActiveUnitsGram
+                      : neural::LatentSystemRoute::kActiveUnitsJacobians)
         << "D = " << d;
   }
 }
@@ -232,28 +272,29 @@ TEST(FisherNet, GramRouteSplitOverThreadsAndWithASingularGramMatrix) {
     }
     const auto jac = neural::decoder_jacobians(decoder, pd, z);
     const auto metrics = neural::latent_metrics(jac, noise);
-    for (int threads : {1, 2}) {
-      tbb::task_arena arena(threads);
-      const auto systems = arena.execute([&] {
-        return neural::latent_systems(decoder, pd, z, noise, n, eta,
-                                      neural::LatentSystemRoute::kLastLayerGram);
-      });
-      for (Eigen::Index b = 0; b < batch; b += 7) {
-        const auto i = static_cast<std::size_t>(b);
-        EXPECT_LE((systems.metrics[i] - metrics[i]).norm(), 1e-12 * metrics[i].norm())
-            << b << " singular " << singular << " threads " << threads;
-        const Vector<double> theta =
-            jac[i].transpose() * n.row(b).transpose() / std::sqrt(noise) + eta.row(b).transpose();
-        EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm()) << b;
+    for (int threads : {1, 2})
+      for (auto route :
+           {neural::LatentSystemRoute::kLastLayerGram, neural::LatentSystemRoute::kActiveUnitsGram}) {
+        tbb::task_arena arena(threads);
+        const auto systems =
+            arena.execute([&] { return neural::latent_systems(decoder, pd, z, noise, n, eta, route); });
+        for (Eigen::Index b = 0; b < batch; b += 7) {
+          const auto i = static_cast<std::size_t>(b);
+          EXPECT_LE((systems.metrics[i] - metrics[i]).norm(), 1e-12 * metrics[i].norm())
+              << b << " singular " << singular << " threads " << threads << " route "
+              << static_cast<int>(route);
+          const Vector<double> theta = jac[i].transpose() * n.row(b).transpose() / std::sqrt(noise) +
+                                       eta.row(b).transpose();
+          EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm()) << b;
+        }
       }
-    }
   }
 }
 
-TEST(FisherNet, GramRouteInFloatMatchesTheDoubleMetric) {
-  // Training runs in float: the in-place Cholesky factor and the triangular product there, against
-  // the metric in double from the same (float) parameters. Bound: float rounding accumulated over
-  // sums of k = 1000 terms, k * epsilon relative.
+TEST(FisherNet, GramAndActiveUnitRoutesInFloatMatchTheDoubleMetric) {
+  // Training runs in float: the in-place Cholesky factor, the triangular product and the
+  // active-unit kernel there, against the metric in double from the same (float) parameters.
+  // Bound: float rounding accumulated over sums of k = 1000 terms, k * epsilon relative.
   const Eigen::Index d = 12, batch = 100, k = 1000;
   const Mlp<float> decoder_f({d, 64, 64, k},
                              {Activation::kRelu, Activation::kRelu, Activation::kIdentity});
@@ -267,20 +308,23 @@ TEST(FisherNet, GramRouteInFloatMatchesTheDoubleMetric) {
       neural::latent_metrics(neural::decoder_jacobians(decoder, pf.cast<double>().eval(),
                                                        zf.cast<double>().eval()),
                              noise);
-  for (int threads : {1, 2}) {
-    tbb::task_arena arena(threads);
-    const auto systems = arena.execute([&] {
-      return neural::latent_systems(decoder_f, pf, zf, static_cast<float>(noise), Matrix<float>(),
-                                    Matrix<float>(), neural::LatentSystemRoute::kLastLayerGram);
-    });
-    const double bound = double(k) * std::numeric_limits<float>::epsilon();
-    for (Eigen::Index b = 0; b < batch; b += 7) {
-      const auto i = static_cast<std::size_t>(b);
-      EXPECT_LE((systems.metrics[i].cast<double>() - metrics[i]).norm(),
-                bound * metrics[i].norm())
-          << b << " threads " << threads;
+  for (int threads : {1, 2})
+    for (auto route : {neural::LatentSystemRoute::kLastLayerGram,
+                       neural::LatentSystemRoute::kActiveUnitsJacobians,
+                       neural::LatentSystemRoute::kActiveUnitsGram}) {
+      tbb::task_arena arena(threads);
+      const auto systems = arena.execute([&] {
+        return neural::latent_systems(decoder_f, pf, zf, static_cast<float>(noise),
+                                      Matrix<float>(), Matrix<float>(), route);
+      });
+      const double bound = double(k) * std::numeric_limits<float>::epsilon();
+      for (Eigen::Index b = 0; b < batch; b += 7) {
+        const auto i = static_cast<std::size_t>(b);
+        EXPECT_LE((systems.metrics[i].cast<double>() - metrics[i]).norm(),
+                  bound * metrics[i].norm())
+            << b << " threads " << threads << " route " << static_cast<int>(route);
+      }
     }
-  }
 }
 
 TEST(FisherNet, MatrixFreeResidualsEqualExplicitOnes) {

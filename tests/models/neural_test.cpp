@@ -12,6 +12,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../../models/layer_kernels.h"  // the products' kernels (private to the models library)
 #include "infield/error.h"
 #include "infield/testing/matchers.h"
 
@@ -200,6 +201,62 @@ TEST(Mlp, ProductsSplitOverThreadsByRowsOrColumnsEqualOneThread) {
   EXPECT_TRUE(close(two.gradient_large, one.gradient_large));
   // and the tangents stacked with the batch are those of the tangents alone
   EXPECT_TRUE(close(two.jvp, two.jvp_again));
+}
+
+template <typename T>
+void expect_selected_rows_product_is_the_dense_one() {
+  // Rows of y from 1 to 20 (one and two row blocks, the narrow and the wide column blocks),
+  // widths with and without a tail narrower than a vector packet, none or all rows selected.
+  std::mt19937_64 rng(17);
+  for (Eigen::Index m : {1, 2, 5, 7, 12, 13, 20})
+    for (Eigen::Index n : {3, 16, 45, 64, 100})
+      for (double keep : {0.0, 0.4, 1.0})
+        for (bool lower : {false, true}) {
+          const Eigen::Index h = lower ? n : 37;  // a triangular b is square
+          std::vector<int> rows;
+          std::bernoulli_distribution take(keep);
+          for (Eigen::Index j = 0; j < h; ++j)
+            if (take(rng)) rows.push_back(static_cast<int>(j));
+          const auto s = static_cast<Eigen::Index>(rows.size());
+          const Matrix<T> a = random_matrix(m, s + 3, rng()).cast<T>();  // lda > s
+          Matrix<T> b = random_matrix(h, n + 2, rng()).cast<T>();        // ldb > n
+          if (lower)
+            for (Eigen::Index j = 0; j < h; ++j) b.row(j).segment(j + 1, n + 1 - j).setZero();
+          // Two products with b: the selection above, and every other row of it.
+          std::vector<int> every_other;
+          for (std::size_t i = 0; i < rows.size(); i += 2) every_other.push_back(rows[i]);
+          const auto s2 = static_cast<Eigen::Index>(every_other.size());
+          const Matrix<T> a2 = random_matrix(m, s2 + 1, rng()).cast<T>();
+          const auto panels = neural::detail::to_panels(
+              b.leftCols(n), neural::detail::selected_rows_panel_width<T>(m));
+          // The padding up to whole panels is written (with zeros); the column after it is not.
+          const Eigen::Index padded = panels.padded_columns();
+          Matrix<T> y = Matrix<T>::Constant(m, padded + 1, T(7)), y2 = y;
+          neural::detail::times_selected_rows<T>(
+              {{a.data(), a.cols(), s, rows.data(), y.data(), y.cols()},
+               {a2.data(), a2.cols(), s2, every_other.data(), y2.data(), y2.cols()}},
+              m, panels, lower);
+          auto expect_product = [&](const Matrix<T>& a_, const std::vector<int>& rows_,
+                                    const Matrix<T>& y_) {
+            Matrix<double> expected = Matrix<double>::Zero(m, n);
+            for (std::size_t i = 0; i < rows_.size(); ++i)
+              expected += a_.col(Eigen::Index(i)).template cast<double>() *
+                          b.row(rows_[i]).head(n).template cast<double>();
+            const double bound = 10 * double(std::max<std::size_t>(rows_.size(), 1)) *
+                                 std::numeric_limits<T>::epsilon() * (1 + expected.norm());
+            EXPECT_LE((y_.leftCols(n).template cast<double>() - expected).norm(), bound)
+                << "m " << m << " n " << n << " s " << rows_.size() << " lower " << lower;
+            EXPECT_TRUE((y_.middleCols(n, padded - n).array() == T(0)).all());
+            EXPECT_TRUE((y_.col(padded).array() == T(7)).all());
+          };
+          expect_product(a, rows, y);
+          expect_product(a2, every_other, y2);
+        }
+}
+
+TEST(LayerKernels, SelectedRowsProductEqualsTheDenseProductInFloatAndDouble) {
+  expect_selected_rows_product_is_the_dense_one<float>();
+  expect_selected_rows_product_is_the_dense_one<double>();
 }
 
 TEST(Mlp, FloatAgreesWithDouble) {

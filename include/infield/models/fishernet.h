@@ -63,7 +63,7 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::Para
 
 /// The per-datum linear systems of the explicit sampler, M_b delta_b = theta_b with
 /// theta_b = J_b^T n_b / sigma + eta_b, formed without per-datum copies of J_b and by the
-/// cheaper of two routes for the shapes:
+/// cheapest of four routes for the shapes:
 /// - kJacobians: D tangents per datum through every layer (J stacked for the batch), then
 ///   M_b = J_b^T J_b / s^2 + 1;
 /// - kLastLayerGram (a linear last layer f = W h + c only): the tangents stop at the last hidden
@@ -72,25 +72,54 @@ Matrix<T> latent_residuals_cg(const Mlp<T>& decoder, const typename Mlp<T>::Para
 ///   multiply-adds, its Cholesky factor h^3 / 6) and M_b = (L^T H_b)^T (L^T H_b) / s^2 + 1 (a
 ///   triangular product, D B h^2 / 2) replace the D B products by W (D B h k): cheaper for large
 ///   D. Where W^T W is singular to working precision, W^T W H_b is formed instead.
-/// Both compute the same matrices up to float rounding; kAuto takes latent_system_route's choice.
-enum class LatentSystemRoute { kAuto, kJacobians, kLastLayerGram };
+/// - kActiveUnitsJacobians, kActiveUnitsGram: the same two, with the tangents carried per datum
+///   through its active units only. A datum's tangent is zero wherever a hidden unit's activation
+///   has zero derivative (a ReLU that is off), so each layer's product needs only the rows of
+///   W_l^T at the previous layer's active units, read in place (detail::times_selected_rows):
+///   with half the units active, half the multiply-adds of the stacked tangents, and every datum
+///   is independent work for the threads. Needs a hidden layer.
+/// All compute the same matrices up to float rounding; kAuto takes latent_system_route's choice
+/// for the active fractions at z.
+enum class LatentSystemRoute {
+  kAuto,
+  kJacobians,
+  kLastLayerGram,
+  kActiveUnitsJacobians,
+  kActiveUnitsGram
+};
 template <typename T>
 struct LatentSystems {
   std::vector<Matrix<T>> metrics;  ///< M_b, D x D
   Matrix<T> rhs;                   ///< theta, B x D (empty when n and eta are)
   LatentSystemRoute route = LatentSystemRoute::kAuto;  ///< the route taken
 };
-/// Multiply-adds of forming the systems of a batch by `route` (kJacobians or kLastLayerGram),
-/// counted from the last hidden layer's tangents on (what the routes do not share).
+/// For each hidden layer of the decoder (all but the last), the fraction of its units whose
+/// activation has a non-zero derivative at the latents z (B x D), over the batch: the active
+/// units of a ReLU layer (1 for tanh or sigmoid). The active-unit routes' work scales with it.
+template <typename T>
+std::vector<double> decoder_active_fractions(const Mlp<T>& decoder,
+                                             const typename Mlp<T>::ParamsRef& params,
+                                             const Matrix<T>& z);
+/// Multiply-adds of forming the systems of a batch by `route` (not kAuto), from the decoder's
+/// forward pass at z on; `active_fractions` (one per hidden layer, as decoder_active_fractions
+/// gives) is needed for the active-unit routes.
 template <typename T>
 double latent_system_multiply_adds(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
-                                   LatentSystemRoute route);
-/// The route kAuto takes for a batch of `batch` latents (with_rhs: theta is formed too): the Gram
-/// route when the decoder's last layer is linear with at least as many outputs as hidden units
-/// (else W^T W is singular) and it is expected to take less time (its multiply-adds, the
-/// Cholesky factorisation's counted at a third of the GEMM rate).
+                                   LatentSystemRoute route,
+                                   const std::vector<double>& active_fractions = {});
+/// The route kAuto takes for a batch of `batch` latents (with_rhs: theta is formed too): the one
+/// expected to take least time, by its multiply-adds with the Cholesky factorisation counted at a
+/// third of the GEMM rate and the active-unit kernel's at 1 / kActiveUnitsKernelCost of it.
+/// The Gram routes need a linear last layer with at least as many outputs as hidden units (else
+/// W^T W is singular); the active-unit routes a hidden layer and `active_fractions` (without
+/// them only kJacobians and kLastLayerGram are considered).
 template <typename T>
-LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs);
+LatentSystemRoute latent_system_route(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
+                                      const std::vector<double>& active_fractions = {});
+/// The active-unit kernel's time per multiply-add relative to Eigen's GEMM of the stacked
+/// tangents (measured with AVX-512 at the paper's widths, all units active: 1.5 / 0.9 / 0.8 / 1.2
+/// at D = 2 / 5 / 10 / 20; see docs/performance.md).
+constexpr double kActiveUnitsKernelCost = 1.25;
 /// n (B x k) and eta (B x D) may both be empty: then only the metrics are formed.
 template <typename T>
 LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,

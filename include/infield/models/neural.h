@@ -64,6 +64,9 @@ class Mlp {
   Eigen::Index output_size() const { return widths_.back(); }
   std::size_t layers() const { return activations_.size(); }
   Eigen::Index parameter_count() const { return offsets_.back(); }
+  /// Where layer l's parameters start: its weights (widths[l + 1] x widths[l], row-major), then
+  /// its biases.
+  Eigen::Index parameter_offset(std::size_t layer) const { return offsets_.at(layer); }
   const std::vector<Eigen::Index>& widths() const { return widths_; }
   const std::vector<Activation>& activations() const { return activations_; }
 
