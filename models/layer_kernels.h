@@ -214,13 +214,16 @@ Panels<typename B::Scalar> to_panels(const B& b, Eigen::Index width) {
   p.rows = b.rows();
   p.columns = b.cols();
   p.width = width;
-  p.data.setZero(p.rows * p.padded_columns());
+  p.data.resize(p.rows * p.padded_columns());
+  using Panel =
+      Eigen::Map<Eigen::Matrix<typename B::Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                 0, Eigen::OuterStride<>>;
   for (Eigen::Index c0 = 0; c0 < p.columns; c0 += width) {
     const Eigen::Index n = std::min(width, p.columns - c0);
-    Eigen::Map<Eigen::Matrix<typename B::Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
-               0, Eigen::OuterStride<>>
-        panel(p.data.data() + c0 * p.rows, p.rows, n, Eigen::OuterStride<>(width));
-    panel = b.middleCols(c0, n);
+    typename B::Scalar* panel = p.data.data() + c0 * p.rows;
+    Panel(panel, p.rows, n, Eigen::OuterStride<>(width)) = b.middleCols(c0, n);
+    // Zeros in the padding columns of the last panel.
+    if (n < width) Panel(panel + n, p.rows, width - n, Eigen::OuterStride<>(width)).setZero();
   }
   return p;
 }
