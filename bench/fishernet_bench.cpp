@@ -162,8 +162,8 @@ int main(int argc, char** argv) {
       }
       std::sort(rates.begin(), rates.end());
       const double median = rates[rates.size() / 2];
-      // The decoder's active units at the encoder's means of the last batches trained on (the
-      // active-unit routes' work depends on them).
+      // The decoder's active units at the trained encoder's means of the training set's last 64
+      // images (the active-unit routes' work depends on them).
       std::vector<double> fractions;
       if (model.kind() == AutoencoderKind::kFisherNet) {
         const Eigen::Index pe = model.encoder().parameter_count();

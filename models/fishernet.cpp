@@ -6,6 +6,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -470,11 +471,15 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
   check_argument(!is_active_units(route) || layers >= 2, fn, "route",
                  "the active-unit routes need a hidden layer");
   // The hidden layers' forward pass at z: the active-unit routes start from it, and kAuto
-  // counts the active units in it.
+  // counts the active units in it where a hidden layer can have inactive units (a ReLU; other
+  // activations have non-zero derivatives, and kAuto then takes a stacked route without it).
+  const bool may_have_inactive_units =
+      layers >= 2 && std::any_of(decoder.activations().begin(), decoder.activations().end() - 1,
+                                 [](Activation a) { return a == Activation::kRelu; });
   std::optional<Mlp<T>> body;
   typename Mlp<T>::Cache body_cache;
   Matrix<T> last_hidden;
-  if (layers >= 2 && (route == LatentSystemRoute::kAuto || is_active_units(route))) {
+  if ((route == LatentSystemRoute::kAuto && may_have_inactive_units) || is_active_units(route)) {
     std::vector<Eigen::Index> widths(decoder.widths().begin(), decoder.widths().end() - 1);
     std::vector<Activation> activations(decoder.activations().begin(),
                                         decoder.activations().end() - 1);
@@ -520,9 +525,12 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
         [&] {
           detail::gram_lower(w, gram);
           // W^T W = L L^T makes M_b = (H_b^T L)(L^T H_b) / s^2 + 1: a triangular product for
-          // the batch, half the multiply-adds of W^T W H_b.
+          // the batch, half the multiply-adds of W^T W H_b. Factorised as U^T U (Eigen's fast
+          // case on row-major storage, see active_unit_systems), then L = U^T into the lower part.
+          gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
           has_factor =
-              Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Lower>(gram).info() == Eigen::Success;
+              Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Upper>(gram).info() == Eigen::Success;
+          if (has_factor) gram.template triangularView<Eigen::StrictlyLower>() = gram.transpose();
           if (with_rhs) projected_noise = detail::times(n, w);
         });
     if (has_factor) {

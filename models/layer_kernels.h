@@ -194,9 +194,10 @@ using Packet = typename ei::packet_traits<T>::type;
 template <typename T>
 constexpr int kPacket = ei::unpacket_traits<Packet<T>>::size;
 /// Accumulators held in registers at once (R rows by C packets of columns), leaving room for the
-/// loads of b and a broadcast: 32 vector registers with AVX-512, 16 before.
+/// C loads of b and a broadcast: 32 vector registers with AVX-512, 16 before (10 accumulators: 5
+/// rows by 2 packets, or 2 by 4).
 template <typename T>
-constexpr int kAccumulators = sizeof(Packet<T>) >= 64 ? 24 : 12;
+constexpr int kAccumulators = sizeof(Packet<T>) >= 64 ? 24 : 10;
 }  // namespace selected_rows
 
 /// The panel width for products of m rows: four vector packets for few rows (each selected row's
@@ -294,11 +295,12 @@ void panels(const std::vector<SelectedRowsProduct<T>>& products, Eigen::Index m,
 /// every datum). b's panels are the outer loop and the products the inner one, so that each panel
 /// is read from cache by all of them. With `lower_triangular`, b is lower triangular (zero above
 /// the diagonal): for a panel's columns [c0, c0 + width) the rows above c0 are skipped.
-/// Register-blocked like a GEMM micro-kernel: accumulators for up to 12 rows (6 without 32 vector
-/// registers) by two vector packets of columns, or 6 (3) by four.
+/// Register-blocked like a GEMM micro-kernel: accumulators for up to 12 rows (5 without 32 vector
+/// registers) by two vector packets of columns, or 6 (2) by four.
 template <typename T>
 void times_selected_rows(const std::vector<SelectedRowsProduct<T>>& products, Eigen::Index m,
                          const Panels<T>& b, bool lower_triangular) {
+  check_argument(m > 0, "times_selected_rows", "m", "must be positive");
   check_argument(b.width == selected_rows_panel_width<T>(m), "times_selected_rows", "b",
                  "must be in panels of selected_rows_panel_width(m) columns");
   if (b.width == 4 * selected_rows::kPacket<T>)

@@ -193,6 +193,44 @@ TEST(FisherNet, LatentSystemsByEveryRouteEqualTheExplicitMetricAndRightHandSide)
     EXPECT_LE((neural::latent_residuals(decoder, pd, z, noise, n, eta) - explicit_delta).norm(),
               1e-10 * explicit_delta.norm());
   }
+  // One hidden layer (the tangents go straight from W_1 to the last step), and a layer with no
+  // active unit for some data (a ReLU layer whose biases are very negative for half its units and
+  // whose weights are tiny: every unit off for the data with a negative first latent).
+  for (bool all_off : {false, true}) {
+    const Eigen::Index d = 3;
+    const Mlp<double> decoder({d, 24, 40}, {Activation::kRelu, Activation::kIdentity});
+    std::mt19937_64 rng(all_off ? 52 : 51);
+    Vector<double> pd = decoder.initialize(neural::Initialization::kGlorotUniform, rng);
+    if (all_off) {
+      // W_1 = 0 but its first column, biases -1: unit u is on iff z_0 > 1 (for all u at once).
+      for (Eigen::Index u = 0; u < 24; ++u) {
+        for (Eigen::Index t = 0; t < d; ++t) pd[u * d + t] = t == 0 ? 1.0 : 0.0;
+        pd[24 * d + u] = -1.0;
+      }
+    }
+    Matrix<double> z = normal_matrix(6, d, rng);
+    z(0, 0) = 2.0;   // all units on
+    z(1, 0) = -2.0;  // all units off: J = 0, M = 1
+    const Matrix<double> n = normal_matrix(6, 40, rng), eta = normal_matrix(6, d, rng);
+    const auto jac = neural::decoder_jacobians(decoder, pd, z);
+    const auto metrics = neural::latent_metrics(jac, 0.2);
+    for (auto route : {neural::LatentSystemRoute::kActiveUnitsJacobians,
+                       neural::LatentSystemRoute::kActiveUnitsGram}) {
+      const auto systems = neural::latent_systems(decoder, pd, z, 0.2, n, eta, route);
+      for (Eigen::Index b = 0; b < 6; ++b) {
+        const auto i = static_cast<std::size_t>(b);
+        EXPECT_LE((systems.metrics[i] - metrics[i]).norm(), 1e-12 * metrics[i].norm())
+            << b << " route " << static_cast<int>(route) << " all_off " << all_off;
+        const Vector<double> theta =
+            jac[i].transpose() * n.row(b).transpose() / std::sqrt(0.2) + eta.row(b).transpose();
+        EXPECT_LE((systems.rhs.row(b).transpose() - theta).norm(), 1e-12 * theta.norm()) << b;
+      }
+      if (all_off) {
+        EXPECT_TRUE(systems.metrics[1].isIdentity(0.0));
+        EXPECT_EQ(systems.rhs.row(1), eta.row(1));
+      }
+    }
+  }
   // A non-linear last layer has no Gram route; mismatched noise is refused.
   const Mlp<double> sigmoid_last({3, 8, 10}, {Activation::kRelu, Activation::kSigmoid});
   std::mt19937_64 rng(9);

@@ -205,10 +205,10 @@ TEST(Mlp, ProductsSplitOverThreadsByRowsOrColumnsEqualOneThread) {
 
 template <typename T>
 void expect_selected_rows_product_is_the_dense_one() {
-  // Rows of y from 1 to 20 (one and two row blocks, the narrow and the wide column blocks),
+  // Rows of y from 1 to 28 (one to three row blocks, the narrow and the wide column blocks),
   // widths with and without a tail narrower than a vector packet, none or all rows selected.
   std::mt19937_64 rng(17);
-  for (Eigen::Index m : {1, 2, 5, 7, 12, 13, 20})
+  for (Eigen::Index m : {1, 2, 5, 7, 12, 13, 20, 28})
     for (Eigen::Index n : {3, 16, 45, 64, 100})
       for (double keep : {0.0, 0.4, 1.0})
         for (bool lower : {false, true}) {
