@@ -148,6 +148,35 @@ template <typename T>
 bool has_linear_last_layer(const Mlp<T>& decoder) {
   return decoder.layers() >= 2 && decoder.activations().back() == Activation::kIdentity;
 }
+
+/// The decoder's hidden layers (all but its last) as a network of their own; its parameters are
+/// the head of the decoder's.
+template <typename T>
+Mlp<T> hidden_layers_of(const Mlp<T>& decoder) {
+  return Mlp<T>(std::vector<Eigen::Index>(decoder.widths().begin(), decoder.widths().end() - 1),
+                std::vector<Activation>(decoder.activations().begin(),
+                                        decoder.activations().end() - 1));
+}
+
+/// W^T W (h x h for W k x h) as L L^T into `gram`: L in its lower triangle, zeros above, and
+/// true; or, where W^T W is singular to working precision (W has a zero or dependent column), the
+/// full Gram matrix and false. Factorised as U^T U, L = U^T: on row-major storage Eigen's upper
+/// factorisation is the fast one (0.7 against 2.2 ms for h = 448 on a Xeon).
+template <typename W, typename T>
+bool factor_gram(const W& w, Matrix<T>& gram) {
+  gram.resize(w.cols(), w.cols());
+  detail::gram_lower(w, gram);
+  gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
+  if (Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Upper>(gram).info() == Eigen::Success) {
+    gram.template triangularView<Eigen::StrictlyLower>() = gram.transpose();
+    gram.template triangularView<Eigen::StrictlyUpper>().setZero();
+    return true;
+  }
+  // The failed factorisation overwrote the upper triangle: the Gram matrix again.
+  detail::gram_lower(w, gram);
+  gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
+  return false;
+}
 }  // namespace
 
 namespace {
@@ -174,10 +203,7 @@ std::vector<double> decoder_active_fractions(const Mlp<T>& decoder,
                                              const Matrix<T>& z) {
   check_argument(decoder.layers() >= 2, "decoder_active_fractions", "decoder",
                  "needs a hidden layer");
-  std::vector<Eigen::Index> widths(decoder.widths().begin(), decoder.widths().end() - 1);
-  std::vector<Activation> activations(decoder.activations().begin(),
-                                      decoder.activations().end() - 1);
-  const Mlp<T> body(std::move(widths), std::move(activations));
+  const Mlp<T> body = hidden_layers_of(decoder);
   typename Mlp<T>::Cache cache;
   body.forward(params.head(body.parameter_count()), z, &cache);
   return active_fractions<T>(cache);
@@ -391,22 +417,10 @@ void active_unit_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef
       right = detail::to_panels(w.transpose(), panel_width);
       return;
     }
-    Matrix<T> factor(h, h);
-    detail::gram_lower(w, factor);
-    factor.template triangularView<Eigen::StrictlyUpper>() = factor.transpose();
-    // W^T W = U^T U with U in the upper triangle: on row-major storage Eigen's upper
-    // factorisation is the fast one (0.7 against 2.2 ms for h = 448 on a Xeon). L = U^T.
-    has_factor = Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Upper>(factor).info() == Eigen::Success;
-    if (has_factor) {
-      // The kernel reads the zeros above L's diagonal.
-      factor.template triangularView<Eigen::StrictlyLower>().setZero();
-    } else {
-      // W^T W singular to working precision: the Gram matrix itself, formed again.
-      detail::gram_lower(w, factor);
-      factor.template triangularView<Eigen::StrictlyUpper>() = factor.transpose();
-    }
-    // L = U^T, or the (symmetric) Gram matrix.
-    right = detail::to_panels(factor.transpose(), panel_width);
+    // L (the kernel reads the zeros above its diagonal), or the Gram matrix without a factor.
+    Matrix<T> factor;
+    has_factor = factor_gram(w, factor);
+    right = detail::to_panels(factor, panel_width);
     if (with_rhs) projected_noise = detail::times(n, w);
   };
   tbb::parallel_invoke(hidden_tangents, last_layer);
@@ -480,10 +494,7 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
   typename Mlp<T>::Cache body_cache;
   Matrix<T> last_hidden;
   if ((route == LatentSystemRoute::kAuto && may_have_inactive_units) || is_active_units(route)) {
-    std::vector<Eigen::Index> widths(decoder.widths().begin(), decoder.widths().end() - 1);
-    std::vector<Activation> activations(decoder.activations().begin(),
-                                        decoder.activations().end() - 1);
-    body.emplace(std::move(widths), std::move(activations));
+    body.emplace(hidden_layers_of(decoder));
     last_hidden = body->forward(params.head(body->parameter_count()), z, &body_cache);
   }
   if (route == LatentSystemRoute::kAuto)
@@ -509,12 +520,9 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
   if (route == LatentSystemRoute::kJacobians) {
     decoder.forward_with_jvp(params, z, tangents, stacked, nullptr, false);
   } else {
-    std::vector<Eigen::Index> widths(decoder.widths().begin(), decoder.widths().end() - 1);
-    std::vector<Activation> activations(decoder.activations().begin(),
-                                        decoder.activations().end() - 1);
-    const Mlp<T> body(std::move(widths), std::move(activations));
+    const Mlp<T> body = hidden_layers_of(decoder);
     const Eigen::Map<const Matrix<T>> w(params.data() + body.parameter_count(), k, hidden);
-    Matrix<T> gram(hidden, hidden);
+    Matrix<T> gram;
     bool has_factor = false;
     // The tangents through the hidden layers and the work on W alone run side by side: the
     // Cholesky factorisation is serial, and the tangents' products keep the other threads busy
@@ -523,24 +531,16 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
     tbb::parallel_invoke(
         [&] { body.forward_with_jvp(params.head(body.parameter_count()), z, tangents, stacked); },
         [&] {
-          detail::gram_lower(w, gram);
           // W^T W = L L^T makes M_b = (H_b^T L)(L^T H_b) / s^2 + 1: a triangular product for
-          // the batch, half the multiply-adds of W^T W H_b. Factorised as U^T U (Eigen's fast
-          // case on row-major storage, see active_unit_systems), then L = U^T into the lower part.
-          gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
-          has_factor =
-              Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Upper>(gram).info() == Eigen::Success;
-          if (has_factor) gram.template triangularView<Eigen::StrictlyLower>() = gram.transpose();
+          // the batch, half the multiply-adds of W^T W H_b.
+          has_factor = factor_gram(w, gram);
           if (with_rhs) projected_noise = detail::times(n, w);
         });
     if (has_factor) {
       factored = detail::times_lower_triangular(stacked, gram);
       metric_left = metric_right = &factored;
     } else {
-      // W^T W singular to working precision (W has a zero or dependent column): the Gram
-      // matrix itself, formed again (the failed factorisation overwrote it).
-      detail::gram_lower(w, gram);
-      gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
+      // W^T W singular to working precision: the Gram matrix itself.
       gram_stacked = detail::times(stacked, gram);
       metric_right = &gram_stacked;
     }
