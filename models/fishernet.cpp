@@ -3,6 +3,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
+#include <tbb/task_group.h>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
@@ -158,25 +159,60 @@ Mlp<T> hidden_layers_of(const Mlp<T>& decoder) {
                                         decoder.activations().end() - 1));
 }
 
-/// W^T W (h x h for W k x h) as L L^T into `gram`: L in its lower triangle, zeros above, and
-/// true; or, where W^T W is singular to working precision (W has a zero or dependent column), the
-/// full Gram matrix and false. Factorised as U^T U, L = U^T: on row-major storage Eigen's upper
-/// factorisation is the fast one (0.7 against 2.2 ms for h = 448 on a Xeon).
+/// W^T W (h x h for W k x h) as U^T U into `gram`: U in its upper triangle (the strictly lower
+/// part is left unset) and true; or, where W^T W is singular to working precision (W has a zero
+/// or dependent column), the full Gram matrix and false. Upper, because on row-major storage
+/// Eigen's upper factorisation is the fast one (0.7 against 2.2 ms for h = 448 on a Xeon); W^T W
+/// is formed in that triangle, so that nothing is copied (the kernel's panels take L = U^T).
 template <typename W, typename T>
 bool factor_gram(const W& w, Matrix<T>& gram) {
   gram.resize(w.cols(), w.cols());
-  detail::gram_lower(w, gram);
-  gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
-  if (Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Upper>(gram).info() == Eigen::Success) {
-    gram.template triangularView<Eigen::StrictlyLower>() = gram.transpose();
-    gram.template triangularView<Eigen::StrictlyUpper>().setZero();
-    return true;
-  }
+  detail::gram_upper(w, gram);
+  if (Eigen::LLT<Eigen::Ref<Matrix<T>>, Eigen::Upper>(gram).info() == Eigen::Success) return true;
   // The failed factorisation overwrote the upper triangle: the Gram matrix again.
-  detail::gram_lower(w, gram);
-  gram.template triangularView<Eigen::StrictlyUpper>() = gram.transpose();
+  detail::gram_upper(w, gram);
+  gram.template triangularView<Eigen::StrictlyLower>() = gram.transpose();
   return false;
 }
+
+/// The Gram routes' work on the decoder's last layer W alone (linear, f = W h + c): W^T W and its
+/// factor, and the rows n_b^T W of the right-hand sides. It needs only the weights and the
+/// noise, so fishernet_step starts it alongside the encoder's forward pass (`StartedGram`).
+template <typename T>
+struct LastLayerGram {
+  Matrix<T> gram;  ///< U (W^T W = U^T U) in the upper triangle, or W^T W where it has no factor
+  bool has_factor = false;
+  detail::Panels<T> panels;   ///< L = U^T, or W^T W, in the active-unit kernel's panels
+  Matrix<T> projected_noise;  ///< n W, B x h (empty without n)
+};
+
+/// With panel_width 0, no panels (the stacked Gram route reads `gram` itself).
+template <typename T>
+LastLayerGram<T> last_layer_gram(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
+                                 const Matrix<T>& n, Eigen::Index panel_width) {
+  const std::size_t last = decoder.layers() - 1;
+  const Eigen::Map<const Matrix<T>> w(params.data() + decoder.parameter_offset(last),
+                                      decoder.output_size(), decoder.widths()[last]);
+  LastLayerGram<T> out;
+  out.has_factor = factor_gram(w, out.gram);
+  if (panel_width > 0)
+    out.panels = out.has_factor
+                     ? detail::to_lower_triangular_panels(out.gram.transpose(), panel_width)
+                     : detail::to_panels(out.gram, panel_width);
+  if (n.size() > 0) out.projected_noise = detail::times(n, w);
+  return out;
+}
+
+/// last_layer_gram running in `group` since before the systems' forward pass; wait() returns it.
+template <typename T>
+struct StartedGram {
+  tbb::task_group* group;
+  const LastLayerGram<T>* result;
+  const LastLayerGram<T>& wait() const {
+    group->wait();
+    return *result;
+  }
+};
 }  // namespace
 
 namespace {
@@ -312,7 +348,7 @@ template <typename T>
 void active_unit_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                          const Matrix<T>& last_hidden, const typename Mlp<T>::Cache& cache,
                          T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
-                         bool gram_route, LatentSystems<T>& out) {
+                         bool gram_route, const StartedGram<T>* started, LatentSystems<T>& out) {
   const std::size_t layers = decoder.layers(), hidden_layers = layers - 1;
   const std::vector<Eigen::Index>& widths = decoder.widths();
   const Eigen::Index batch = cache.derivatives[0].rows(), d = decoder.input_size(),
@@ -407,23 +443,25 @@ void active_unit_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef
   };
   // W^T of the last layer (Jacobians), or the Cholesky factor of W^T W with W^T n_b (Gram): from
   // the weights alone, so formed alongside the tangents (the factorisation is serial; the
-  // tangents' groups keep the other threads busy meanwhile).
-  detail::Panels<T> right;  // W^T, L, or W^T W without a factor
-  Matrix<T> projected_noise;
-  bool has_factor = false;
-  auto last_layer = [&] {
-    const auto w = weights(hidden_layers);
-    if (!gram_route) {
-      right = detail::to_panels(w.transpose(), panel_width);
-      return;
-    }
-    // L (the kernel reads the zeros above its diagonal), or the Gram matrix without a factor.
-    Matrix<T> factor;
-    has_factor = factor_gram(w, factor);
-    right = detail::to_panels(factor, panel_width);
-    if (with_rhs) projected_noise = detail::times(n, w);
-  };
-  tbb::parallel_invoke(hidden_tangents, last_layer);
+  // tangents' groups keep the other threads busy meanwhile), unless the caller started it
+  // earlier still.
+  detail::Panels<T> transposed_last;  // W^T (Jacobians)
+  LastLayerGram<T> own_gram;
+  const LastLayerGram<T>* gram = &own_gram;
+  if (gram_route && started) {
+    hidden_tangents();
+    gram = &started->wait();
+  } else {
+    tbb::parallel_invoke(hidden_tangents, [&] {
+      if (gram_route)
+        own_gram = last_layer_gram(decoder, params, n, panel_width);
+      else
+        transposed_last = detail::to_panels(weights(hidden_layers).transpose(), panel_width);
+    });
+  }
+  const detail::Panels<T>& right = gram_route ? gram->panels : transposed_last;
+  const bool has_factor = gram->has_factor;
+  const Matrix<T>& projected_noise = gram->projected_noise;
 
   // J_b^T = H_b^T W^T (D x k), or H_b^T L (D x h), or H_b^T (W^T W) without a factor; H_b
   // restricted to its active rows is tangents[b].leftCols(s)^T.
@@ -465,10 +503,38 @@ void active_unit_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef
 
 }  // namespace
 
+namespace {
+/// Whether a hidden layer can have inactive units (a ReLU; other activations have non-zero
+/// derivatives).
 template <typename T>
-LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
-                                const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
-                                const Matrix<T>& eta, LatentSystemRoute route) {
+bool has_relu_hidden_layer(const Mlp<T>& decoder) {
+  return decoder.layers() >= 2 &&
+         std::any_of(decoder.activations().begin(), decoder.activations().end() - 1,
+                     [](Activation a) { return a == Activation::kRelu; });
+}
+
+/// Whether latent_residuals is expected to take a Gram route for a batch of `batch`: the route
+/// kAuto takes with half and with all units active in every ReLU layer (trained ReLU layers of
+/// the paper's networks have 0.5-0.65 of them active). A guess made before the forward pass: a
+/// wrong one costs time (the last-layer work done for nothing, or not started early), never
+/// a different result.
+template <typename T>
+bool expects_gram_route(const Mlp<T>& decoder, Eigen::Index batch) {
+  if (decoder.input_size() > kExplicitSamplingMaxLatent || decoder.layers() < 2) return false;
+  if (!has_relu_hidden_layer(decoder)) return is_gram(latent_system_route(decoder, batch, true));
+  for (double fraction : {0.5, 1.0})
+    if (!is_gram(latent_system_route(decoder, batch, true,
+                                     std::vector<double>(decoder.layers() - 1, fraction))))
+      return false;
+  return true;
+}
+
+/// latent_systems, taking the last-layer Gram work from `started` where the route needs it.
+template <typename T>
+LatentSystems<T> systems_of(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
+                            const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
+                            const Matrix<T>& eta, LatentSystemRoute route,
+                            const StartedGram<T>* started) {
   constexpr std::string_view fn = "latent_systems";
   const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
   check_argument(d == decoder.input_size() && batch > 0, fn, "z",
@@ -487,9 +553,7 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
   // The hidden layers' forward pass at z: the active-unit routes start from it, and kAuto
   // counts the active units in it where a hidden layer can have inactive units (a ReLU; other
   // activations have non-zero derivatives, and kAuto then takes a stacked route without it).
-  const bool may_have_inactive_units =
-      layers >= 2 && std::any_of(decoder.activations().begin(), decoder.activations().end() - 1,
-                                 [](Activation a) { return a == Activation::kRelu; });
+  const bool may_have_inactive_units = has_relu_hidden_layer(decoder);
   std::optional<Mlp<T>> body;
   typename Mlp<T>::Cache body_cache;
   Matrix<T> last_hidden;
@@ -505,14 +569,15 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
     out.metrics.resize(static_cast<std::size_t>(batch));
     if (with_rhs) out.rhs.resize(batch, d);
     active_unit_systems(decoder, params, last_hidden, body_cache, noise_variance, n, eta,
-                        route == LatentSystemRoute::kActiveUnitsGram, out);
+                        route == LatentSystemRoute::kActiveUnitsGram, started, out);
     return out;
   }
   const Matrix<T> tangents = unit_tangents<T>(batch, d);
   // `stacked` holds the D columns of J_b (of H_b on the Gram route) as rows t * batch + b;
   // M_b / s^2 - 1 is the product of datum b's rows of `metric_left` and `metric_right`
-  // (transposed); `projected_noise` holds the rows n_b^T W.
-  Matrix<T> stacked, factored, gram_stacked, projected_noise;
+  // (transposed); on the Gram routes `noise_rows` are the rows n_b^T W.
+  Matrix<T> stacked, factored, gram_stacked;
+  LastLayerGram<T> own_gram;  // the Gram routes' (n W is read below)
   const Matrix<T>* metric_left = &stacked;
   const Matrix<T>* metric_right = &stacked;
   const T* noise_rows = n.data();
@@ -521,31 +586,32 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
     decoder.forward_with_jvp(params, z, tangents, stacked, nullptr, false);
   } else {
     const Mlp<T> body = hidden_layers_of(decoder);
-    const Eigen::Map<const Matrix<T>> w(params.data() + body.parameter_count(), k, hidden);
-    Matrix<T> gram;
-    bool has_factor = false;
-    // The tangents through the hidden layers and the work on W alone run side by side: the
-    // Cholesky factorisation is serial, and the tangents' products keep the other threads busy
-    // meanwhile (both split their products over the arena's threads, so either helps the other
-    // when it is done first).
-    tbb::parallel_invoke(
-        [&] { body.forward_with_jvp(params.head(body.parameter_count()), z, tangents, stacked); },
-        [&] {
-          // W^T W = L L^T makes M_b = (H_b^T L)(L^T H_b) / s^2 + 1: a triangular product for
-          // the batch, half the multiply-adds of W^T W H_b.
-          has_factor = factor_gram(w, gram);
-          if (with_rhs) projected_noise = detail::times(n, w);
-        });
-    if (has_factor) {
-      factored = detail::times_lower_triangular(stacked, gram);
+    // W^T W = L L^T makes M_b = (H_b^T L)(L^T H_b) / s^2 + 1: a triangular product for the
+    // batch, half the multiply-adds of W^T W H_b. The tangents through the hidden layers and the
+    // work on W alone run side by side: the Cholesky factorisation is serial, and the tangents'
+    // products keep the other threads busy meanwhile (both split their products over the arena's
+    // threads, so either helps the other when it is done first).
+    auto hidden_tangents = [&] {
+      body.forward_with_jvp(params.head(body.parameter_count()), z, tangents, stacked);
+    };
+    const LastLayerGram<T>* gram = &own_gram;
+    if (started) {
+      hidden_tangents();
+      gram = &started->wait();
+    } else {
+      tbb::parallel_invoke(hidden_tangents,
+                           [&] { own_gram = last_layer_gram(decoder, params, n, 0); });
+    }
+    if (gram->has_factor) {
+      factored = detail::times_lower_triangular(stacked, gram->gram.transpose());
       metric_left = metric_right = &factored;
     } else {
       // W^T W singular to working precision: the Gram matrix itself.
-      gram_stacked = detail::times(stacked, gram);
+      gram_stacked = detail::times(stacked, gram->gram);
       metric_right = &gram_stacked;
     }
     if (with_rhs) {
-      noise_rows = projected_noise.data();
+      noise_rows = gram->projected_noise.data();
       noise_width = hidden;
     }
   }
@@ -573,21 +639,42 @@ LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::Pa
   });
   return out;
 }
+}  // namespace
 
 template <typename T>
-Matrix<T> latent_residuals(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
-                           T noise_variance, const Matrix<T>& n, const Matrix<T>& eta) {
+LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
+                                const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
+                                const Matrix<T>& eta, LatentSystemRoute route) {
+  return systems_of(decoder, params, z, noise_variance, n, eta, route,
+                    static_cast<const StartedGram<T>*>(nullptr));
+}
+
+namespace {
+/// latent_residuals, with the explicit systems' last-layer Gram work from `started` if given.
+template <typename T>
+Matrix<T> residuals_of(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
+                       const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
+                       const Matrix<T>& eta, const StartedGram<T>* started) {
   if (z.cols() > kExplicitSamplingMaxLatent)
     return latent_residuals_cg(decoder, params, z, noise_variance, n, eta);
   check_argument(n.size() > 0 && eta.size() > 0, "latent_residuals", "n, eta",
                  "must not be empty");
-  const LatentSystems<T> systems = latent_systems(decoder, params, z, noise_variance, n, eta);
+  const LatentSystems<T> systems = systems_of(decoder, params, z, noise_variance, n, eta,
+                                              LatentSystemRoute::kAuto, started);
   Matrix<T> out(z.rows(), z.cols());
   tbb::parallel_for(Eigen::Index{0}, z.rows(), [&](Eigen::Index b) {
     const Eigen::LLT<Matrix<T>> llt(systems.metrics[static_cast<std::size_t>(b)]);
     out.row(b) = llt.solve(systems.rhs.row(b).transpose()).transpose();
   });
   return out;
+}
+}  // namespace
+
+template <typename T>
+Matrix<T> latent_residuals(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
+                           T noise_variance, const Matrix<T>& n, const Matrix<T>& eta) {
+  return residuals_of(decoder, params, z, noise_variance, n, eta,
+                      static_cast<const StartedGram<T>*>(nullptr));
 }
 
 namespace {
@@ -670,11 +757,26 @@ FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
   constexpr std::string_view fn = "fishernet_step";
   check_loss_arguments(fn, encoder, decoder, params, data, dataset_size);
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
+  // The Gram routes' work on the decoder's last layer needs only its weights and n: started
+  // first, it runs alongside the encoder's forward pass and the decoder's at mu (batch-sized
+  // products, which the threads share less well than the tangents), not only alongside the
+  // tangents. Declared before the group, which waits for it on a throw.
+  LastLayerGram<T> early_gram;
+  tbb::task_group gram_group;
+  const bool start_early = expects_gram_route(decoder, data.rows());
+  if (start_early)
+    gram_group.run([&] {
+      early_gram = last_layer_gram(decoder, params.segment(pe, pd), n,
+                                   detail::selected_rows_panel_width<T>(decoder.input_size()));
+    });
+  const StartedGram<T> started{&gram_group, &early_gram};
   typename Mlp<T>::Cache enc_cache;
   const Matrix<T> mu = encoder.forward(params.head(pe), data, &enc_cache);
   const auto pdec = params.segment(pe, pd);
   const T noise_variance = std::exp(params[pe + pd]);
-  const Matrix<T> residuals = latent_residuals(decoder, pdec, mu, noise_variance, n, eta);
+  const Matrix<T> residuals = residuals_of(decoder, pdec, mu, noise_variance, n, eta,
+                                           start_early ? &started : nullptr);
+  gram_group.wait();  // done already where the route took it
   return loss_given_mean(encoder, decoder, params, data, mu, enc_cache, residuals, dataset_size,
                          ready);
 }

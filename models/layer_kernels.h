@@ -71,34 +71,34 @@ inline void for_blocks(Eigen::Index size, double multiply_adds, F&& f) {
   }, tbb::static_partitioner());
 }
 
-/// The lower triangle of W^T W (h x h for W k x h) into `gram` (its strictly upper part is left
-/// as it is), split over the threads by block rows of equal triangle area: each block row is a
-/// rank update on the diagonal block and a product left of it.
+/// The upper triangle of W^T W (h x h for W k x h) into `gram` (its strictly lower part is left
+/// as it is), split over the threads by block columns of equal triangle area: each block column
+/// is a rank update on the diagonal block and a product above it.
 template <typename W, typename G>
-void gram_lower(const W& w, G& gram) {
+void gram_upper(const W& w, G& gram) {
   const Eigen::Index h = w.cols();
   const int threads = tbb::this_task_arena::max_concurrency();
   const bool parallel =
       threads > 1 && double(h) * double(h) * double(w.rows()) / 2 >= kParallelMinimumMultiplyAdds &&
       h >= 32 * threads;
   const Eigen::Index parts = parallel ? threads : 1;
-  // Rows above edge(q) hold the fraction q / parts of the triangle's area.
+  // Columns left of edge(q) hold the fraction q / parts of the triangle's area.
   auto edge = [&](Eigen::Index q) {
     if (q == parts) return h;
     return Eigen::Index(double(h) * std::sqrt(double(q) / double(parts))) / 16 * 16;
   };
-  auto block_row = [&](Eigen::Index p) {
-    const Eigen::Index r0 = edge(p), n = edge(p + 1) - r0;
+  auto block_column = [&](Eigen::Index p) {
+    const Eigen::Index c0 = edge(p), n = edge(p + 1) - c0;
     if (n <= 0) return;
-    auto diagonal = gram.block(r0, r0, n, n);
-    diagonal.template triangularView<Eigen::Lower>().setZero();
-    diagonal.template selfadjointView<Eigen::Lower>().rankUpdate(w.middleCols(r0, n).transpose());
-    if (r0 > 0) gram.block(r0, 0, n, r0).noalias() = w.middleCols(r0, n).transpose() * w.leftCols(r0);
+    auto diagonal = gram.block(c0, c0, n, n);
+    diagonal.template triangularView<Eigen::Upper>().setZero();
+    diagonal.template selfadjointView<Eigen::Upper>().rankUpdate(w.middleCols(c0, n).transpose());
+    if (c0 > 0) gram.block(0, c0, c0, n).noalias() = w.leftCols(c0).transpose() * w.middleCols(c0, n);
   };
   if (parts == 1)
-    block_row(0);
+    block_column(0);
   else
-    tbb::parallel_for(Eigen::Index{0}, parts, block_row, tbb::static_partitioner());
+    tbb::parallel_for(Eigen::Index{0}, parts, block_column, tbb::static_partitioner());
 }
 
 /// s L for a lower-triangular L (its strictly upper part is not read), split over the threads by
@@ -225,6 +225,30 @@ Panels<typename B::Scalar> to_panels(const B& b, Eigen::Index width) {
     Panel(panel, p.rows, n, Eigen::OuterStride<>(width)) = b.middleCols(c0, n);
     // Zeros in the padding columns of the last panel.
     if (n < width) Panel(panel + n, p.rows, width - n, Eigen::OuterStride<>(width)).setZero();
+  }
+  return p;
+}
+
+/// A lower-triangular b as panels for times_selected_rows(..., lower_triangular = true): only
+/// what the kernel reads, the rows from each panel's first column down (zeros above the
+/// diagonal); b's strictly upper part is not read, and the panels' rows above are left unset.
+template <typename B>
+Panels<typename B::Scalar> to_lower_triangular_panels(const B& b, Eigen::Index width) {
+  using T = typename B::Scalar;
+  Panels<T> p;
+  p.rows = b.rows();
+  p.columns = b.cols();
+  p.width = width;
+  p.data.resize(p.rows * p.padded_columns());
+  using Panel = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                           Eigen::OuterStride<>>;
+  for (Eigen::Index c0 = 0; c0 < p.columns; c0 += width) {
+    const Eigen::Index n = std::min(width, p.columns - c0), below = p.rows - c0;
+    if (below <= 0) break;
+    Panel panel(p.data.data() + c0 * p.rows + c0 * width, below, width, Eigen::OuterStride<>(width));
+    panel.leftCols(n) = b.block(c0, c0, below, n);
+    panel.rightCols(width - n).setZero();
+    panel.topRows(std::min(n, below)).template triangularView<Eigen::StrictlyUpper>().setZero();
   }
   return p;
 }

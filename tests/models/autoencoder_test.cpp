@@ -4,6 +4,7 @@
 #include "infield/models/autoencoder.h"
 
 #include <gtest/gtest.h>
+#include <tbb/task_arena.h>
 
 #include <cmath>
 #include <cstdio>
@@ -94,39 +95,65 @@ TEST(Vae, LossGradientMatchesFiniteDifferences) {
 }
 
 TEST(FisherNet, TrainingStepIsTheCoreLossAtResidualsDrawnAtTheMean) {
-  const Mlp<double> encoder({6, 5, 3}, {Activation::kRelu, Activation::kIdentity});
-  const Mlp<double> decoder({3, 7, 6}, {Activation::kRelu, Activation::kIdentity});
-  std::mt19937_64 rng(12);
-  Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
-  params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
-      decoder.initialize(neural::Initialization::kUniformFanIn, rng), -0.4;
-  const Matrix<double> data = normal_matrix<double>(4, 6, rng);
-  const Matrix<double> n = normal_matrix<double>(4, 6, rng), eta = normal_matrix<double>(4, 3, rng);
-  const auto step = neural::fishernet_step(encoder, decoder, params, data, n, eta, 40);
-  const Matrix<double> mu = encoder.forward(params.head(encoder.parameter_count()), data);
-  const Vector<double> pd = params.segment(encoder.parameter_count(), decoder.parameter_count());
-  const Matrix<double> residuals =
-      neural::latent_residuals(decoder, pd, mu, std::exp(params[params.size() - 1]), n, eta);
-  const auto loss = neural::fishernet_loss(encoder, decoder, params, data, residuals, 40);
-  EXPECT_NEAR(step.value, loss.value, 1e-12 * std::abs(loss.value));
-  EXPECT_LE((step.gradient - loss.gradient).norm(), 1e-12 * loss.gradient.norm());
+  // A tiny network, and one wide enough (batch 64, D = 12, k = 300 from 32 hidden units) for the
+  // last-layer Gram route, whose work on W the step starts before the encoder's forward pass;
+  // with 1 and 2 threads.
+  struct Case {
+    Eigen::Index d, hidden, k, batch;
+  };
+  for (const Case c : {Case{3, 7, 6, 4}, Case{12, 32, 300, 64}})
+    for (int threads : {1, 2}) {
+      const Mlp<double> encoder({c.k, c.hidden, c.d}, {Activation::kRelu, Activation::kIdentity});
+      const Mlp<double> decoder({c.d, c.hidden, c.hidden, c.k},
+                                {Activation::kRelu, Activation::kRelu, Activation::kIdentity});
+      std::mt19937_64 rng(12);
+      Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
+      params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
+          decoder.initialize(neural::Initialization::kUniformFanIn, rng), -0.4;
+      const Matrix<double> data = normal_matrix<double>(c.batch, c.k, rng);
+      const Matrix<double> n = normal_matrix<double>(c.batch, c.k, rng),
+                           eta = normal_matrix<double>(c.batch, c.d, rng);
+      tbb::task_arena arena(threads);
+      arena.execute([&] {
+        const auto step = neural::fishernet_step(encoder, decoder, params, data, n, eta, 400);
+        const Matrix<double> mu = encoder.forward(params.head(encoder.parameter_count()), data);
+        const Vector<double> pd =
+            params.segment(encoder.parameter_count(), decoder.parameter_count());
+        const Matrix<double> residuals =
+            neural::latent_residuals(decoder, pd, mu, std::exp(params[params.size() - 1]), n, eta);
+        const auto loss = neural::fishernet_loss(encoder, decoder, params, data, residuals, 400);
+        EXPECT_NEAR(step.value, loss.value, 1e-12 * std::abs(loss.value))
+            << "D " << c.d << " threads " << threads;
+        EXPECT_LE((step.gradient - loss.gradient).norm(), 1e-12 * loss.gradient.norm())
+            << "D " << c.d << " threads " << threads;
+      });
+    }
 }
 
 TEST(Autoencoder, LossesReportEveryLayersGradientBlockOnceAndReadItsParametersNoMore) {
   // FisherNet's step and the VAE's loss with a callback that poisons each reported block's
   // parameters (as Adam's update would change them): the same value and gradient as without.
-  const Mlp<double> decoder({3, 7, 6}, {Activation::kRelu, Activation::kIdentity});
-  std::mt19937_64 rng(13);
-  const Matrix<double> data = normal_matrix<double>(4, 6, rng);
-  const Matrix<double> n = normal_matrix<double>(4, 6, rng), eta = normal_matrix<double>(4, 3, rng);
-  for (bool vae : {false, true}) {
-    const Mlp<double> encoder({6, 5, vae ? 6 : 3}, {Activation::kRelu, Activation::kIdentity});
+  // The wide FisherNet case takes the last-layer Gram route, whose work on W starts with the
+  // step: it must be done before the last layer's block is reported.
+  for (const bool wide : {false, true})
+  for (const bool vae : {false, true}) {
+    if (wide && vae) continue;
+    const Eigen::Index d = wide ? 12 : 3, k = wide ? 300 : 6, batch = wide ? 64 : 4;
+    const Mlp<double> decoder = wide ? Mlp<double>({d, 32, 32, k}, {Activation::kRelu,
+                                                   Activation::kRelu, Activation::kIdentity})
+                                     : Mlp<double>({d, 7, k}, {Activation::kRelu,
+                                                               Activation::kIdentity});
+    std::mt19937_64 rng(13);
+    const Matrix<double> data = normal_matrix<double>(batch, k, rng);
+    const Matrix<double> n = normal_matrix<double>(batch, k, rng),
+                         eta = normal_matrix<double>(batch, d, rng);
+    const Mlp<double> encoder({k, 5, vae ? 2 * d : d}, {Activation::kRelu, Activation::kIdentity});
     Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
     params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
         decoder.initialize(neural::Initialization::kUniformFanIn, rng), -0.4;
     auto loss = [&](const Vector<double>& p, const neural::GradientBlockReady<double>& ready) {
-      return vae ? neural::vae_loss(encoder, decoder, p, data, eta, 40, ready)
-                 : neural::fishernet_step(encoder, decoder, p, data, n, eta, 40, ready);
+      return vae ? neural::vae_loss(encoder, decoder, p, data, eta, 400, ready)
+                 : neural::fishernet_step(encoder, decoder, p, data, n, eta, 400, ready);
     };
     const auto expected = loss(params, {});
     Vector<double> poisoned = params;

@@ -227,8 +227,17 @@ void expect_selected_rows_product_is_the_dense_one() {
           for (std::size_t i = 0; i < rows.size(); i += 2) every_other.push_back(rows[i]);
           const auto s2 = static_cast<Eigen::Index>(every_other.size());
           const Matrix<T> a2 = random_matrix(m, s2 + 1, rng()).cast<T>();
-          const auto panels = neural::detail::to_panels(
-              b.leftCols(n), neural::detail::selected_rows_panel_width<T>(m));
+          // A triangular b goes in through to_lower_triangular_panels, which must not read its
+          // strictly upper part (NaN here).
+          Matrix<T> b_unread_above = b;
+          if (lower)
+            for (Eigen::Index j = 0; j < h; ++j)
+              b_unread_above.row(j).segment(j + 1, n + 1 - j).setConstant(
+                  std::numeric_limits<T>::quiet_NaN());
+          const Eigen::Index width = neural::detail::selected_rows_panel_width<T>(m);
+          const auto panels =
+              lower ? neural::detail::to_lower_triangular_panels(b_unread_above.leftCols(n), width)
+                    : neural::detail::to_panels(b.leftCols(n), width);
           // The padding up to whole panels is written (with zeros); the column after it is not.
           const Eigen::Index padded = panels.padded_columns();
           Matrix<T> y = Matrix<T>::Constant(m, padded + 1, T(7)), y2 = y;
