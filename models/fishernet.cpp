@@ -209,7 +209,9 @@ struct StartedGram {
   tbb::task_group* group;
   const LastLayerGram<T>* result;
   const LastLayerGram<T>& wait() const {
-    group->wait();
+    // Cancelled (the caller's task group was): the result was never formed.
+    if (group->wait() != tbb::task_group_status::complete)
+      throw std::runtime_error("latent_systems: the last layer's Gram work was cancelled");
     return *result;
   }
 };
@@ -288,7 +290,7 @@ RouteWork route_work(const Mlp<T>& decoder, Eigen::Index batch, bool with_rhs,
     out.kernel = active ? tangents + last : 0;
     return out;
   }
-  // W^T W (lower triangle), its Cholesky factor L, H_b^T L (triangular), then per datum
+  // W^T W (one triangle), its Cholesky factor L, H_b^T L (triangular), then per datum
   // (H_b^T L)(L^T H_b) and, with the right-hand side, W^T n_b and H_b^T (W^T n_b).
   const double triangular = d * b * p * h * h / 2;
   out.total = forward + tangents + h * h * k / 2 + h * h * h / 6 + triangular + b * d * d * h +
@@ -522,10 +524,12 @@ template <typename T>
 bool expects_gram_route(const Mlp<T>& decoder, Eigen::Index batch) {
   if (decoder.input_size() > kExplicitSamplingMaxLatent || decoder.layers() < 2) return false;
   if (!has_relu_hidden_layer(decoder)) return is_gram(latent_system_route(decoder, batch, true));
-  for (double fraction : {0.5, 1.0})
-    if (!is_gram(latent_system_route(decoder, batch, true,
-                                     std::vector<double>(decoder.layers() - 1, fraction))))
-      return false;
+  for (double fraction : {0.5, 1.0}) {
+    std::vector<double> fractions;
+    for (std::size_t l = 0; l + 1 < decoder.layers(); ++l)
+      fractions.push_back(decoder.activations()[l] == Activation::kRelu ? fraction : 1.0);
+    if (!is_gram(latent_system_route(decoder, batch, true, fractions))) return false;
+  }
   return true;
 }
 
@@ -761,13 +765,19 @@ FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
   // first, it runs alongside the encoder's forward pass and the decoder's at mu (batch-sized
   // products, which the threads share less well than the tangents), not only alongside the
   // tangents. Declared before the group, which waits for it on a throw.
+  // n is checked here, since the work reads it before latent_systems checks it.
   LastLayerGram<T> early_gram;
   tbb::task_group gram_group;
-  const bool start_early = expects_gram_route(decoder, data.rows());
+  const bool start_early = n.rows() == data.rows() && n.cols() == decoder.output_size() &&
+                           expects_gram_route(decoder, data.rows());
   if (start_early)
     gram_group.run([&] {
-      early_gram = last_layer_gram(decoder, params.segment(pe, pd), n,
-                                   detail::selected_rows_panel_width<T>(decoder.input_size()));
+      // The kernel's panels only where the active-unit Gram route may be taken.
+      const Eigen::Index panel_width =
+          has_relu_hidden_layer(decoder)
+              ? detail::selected_rows_panel_width<T>(decoder.input_size())
+              : 0;
+      early_gram = last_layer_gram(decoder, params.segment(pe, pd), n, panel_width);
     });
   const StartedGram<T> started{&gram_group, &early_gram};
   typename Mlp<T>::Cache enc_cache;

@@ -93,7 +93,8 @@ void gram_upper(const W& w, G& gram) {
     auto diagonal = gram.block(c0, c0, n, n);
     diagonal.template triangularView<Eigen::Upper>().setZero();
     diagonal.template selfadjointView<Eigen::Upper>().rankUpdate(w.middleCols(c0, n).transpose());
-    if (c0 > 0) gram.block(0, c0, c0, n).noalias() = w.leftCols(c0).transpose() * w.middleCols(c0, n);
+    if (c0 > 0)
+      gram.block(0, c0, c0, n).noalias() = w.leftCols(c0).transpose() * w.middleCols(c0, n);
   };
   if (parts == 1)
     block_column(0);
@@ -184,6 +185,9 @@ template <typename T>
 struct Panels {
   Eigen::Index rows = 0, columns = 0, width = 0;
   Eigen::Matrix<T, Eigen::Dynamic, 1> data;  ///< panel p at data.data() + p * rows * width
+  /// Only a lower triangle stored (to_lower_triangular_panels): in each panel the rows above its
+  /// first column are unset, and only a lower-triangular product may read it.
+  bool lower_triangle_only = false;
   Eigen::Index padded_columns() const { return (columns + width - 1) / width * width; }
 };
 
@@ -230,8 +234,9 @@ Panels<typename B::Scalar> to_panels(const B& b, Eigen::Index width) {
 }
 
 /// A lower-triangular b as panels for times_selected_rows(..., lower_triangular = true): only
-/// what the kernel reads, the rows from each panel's first column down (zeros above the
-/// diagonal); b's strictly upper part is not read, and the panels' rows above are left unset.
+/// what the kernel reads, the rows from each panel's first column down, with zeros above the
+/// diagonal; b's strictly upper part is not read (it may be unset), and the panels' rows above
+/// are left unset.
 template <typename B>
 Panels<typename B::Scalar> to_lower_triangular_panels(const B& b, Eigen::Index width) {
   using T = typename B::Scalar;
@@ -239,16 +244,22 @@ Panels<typename B::Scalar> to_lower_triangular_panels(const B& b, Eigen::Index w
   p.rows = b.rows();
   p.columns = b.cols();
   p.width = width;
+  p.lower_triangle_only = true;
   p.data.resize(p.rows * p.padded_columns());
   using Panel = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
                            Eigen::OuterStride<>>;
   for (Eigen::Index c0 = 0; c0 < p.columns; c0 += width) {
     const Eigen::Index n = std::min(width, p.columns - c0), below = p.rows - c0;
     if (below <= 0) break;
-    Panel panel(p.data.data() + c0 * p.rows + c0 * width, below, width, Eigen::OuterStride<>(width));
-    panel.leftCols(n) = b.block(c0, c0, below, n);
+    Panel panel(p.data.data() + c0 * p.rows + c0 * width, below, width,
+                Eigen::OuterStride<>(width));
+    // The diagonal block's lower triangle, zeros above it; the rows below it whole.
+    const Eigen::Index diagonal = std::min(n, below);
+    auto top = panel.topLeftCorner(diagonal, n);
+    top.template triangularView<Eigen::Lower>() = b.block(c0, c0, diagonal, n);
+    top.template triangularView<Eigen::StrictlyUpper>().setZero();
+    panel.bottomLeftCorner(below - diagonal, n) = b.block(c0 + diagonal, c0, below - diagonal, n);
     panel.rightCols(width - n).setZero();
-    panel.topRows(std::min(n, below)).template triangularView<Eigen::StrictlyUpper>().setZero();
   }
   return p;
 }
@@ -298,7 +309,7 @@ void panels(const std::vector<SelectedRowsProduct<T>>& products, Eigen::Index m,
   for (Eigen::Index c0 = 0; c0 < b.columns; c0 += b.width) {
     const T* panel = b.data.data() + c0 * b.rows;
     for (const SelectedRowsProduct<T>& p : products) {
-      // b lower triangular: rows above c0 are zero from column c0 on.
+      // b lower triangular: rows above c0 are zero from column c0 on (and may not be stored).
       const Eigen::Index i0 =
           lower ? Eigen::Index(std::lower_bound(p.rows, p.rows + p.s, c0) - p.rows) : 0;
       for (Eigen::Index r0 = 0; r0 < m; r0 += height) {
@@ -324,6 +335,8 @@ void panels(const std::vector<SelectedRowsProduct<T>>& products, Eigen::Index m,
 template <typename T>
 void times_selected_rows(const std::vector<SelectedRowsProduct<T>>& products, Eigen::Index m,
                          const Panels<T>& b, bool lower_triangular) {
+  check_argument(lower_triangular || !b.lower_triangle_only, "times_selected_rows", "b",
+                 "holds a lower triangle only: needs lower_triangular");
   check_argument(m > 0, "times_selected_rows", "m", "must be positive");
   check_argument(b.width == selected_rows_panel_width<T>(m), "times_selected_rows", "b",
                  "must be in panels of selected_rows_panel_width(m) columns");

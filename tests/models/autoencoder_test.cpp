@@ -95,17 +95,29 @@ TEST(Vae, LossGradientMatchesFiniteDifferences) {
 }
 
 TEST(FisherNet, TrainingStepIsTheCoreLossAtResidualsDrawnAtTheMean) {
-  // A tiny network, and one wide enough (batch 64, D = 12, k = 300 from 32 hidden units) for the
-  // last-layer Gram route, whose work on W the step starts before the encoder's forward pass;
-  // with 1 and 2 threads.
+  // A tiny network with one hidden layer, and two wide enough (batch 64, D = 12, k = 300 from two
+  // layers of 32 hidden units) for the last-layer Gram routes, whose work on W the step starts
+  // before the encoder's forward pass: ReLU (the active-unit Gram route) and tanh (the stacked
+  // one); with 1 and 2 threads.
   struct Case {
     Eigen::Index d, hidden, k, batch;
+    std::size_t hidden_layers;
+    Activation activation;
   };
-  for (const Case c : {Case{3, 7, 6, 4}, Case{12, 32, 300, 64}})
+  for (const Case c : {Case{3, 7, 6, 4, 1, Activation::kRelu},
+                       Case{12, 32, 300, 64, 2, Activation::kRelu},
+                       Case{12, 32, 300, 64, 2, Activation::kTanh}})
     for (int threads : {1, 2}) {
       const Mlp<double> encoder({c.k, c.hidden, c.d}, {Activation::kRelu, Activation::kIdentity});
-      const Mlp<double> decoder({c.d, c.hidden, c.hidden, c.k},
-                                {Activation::kRelu, Activation::kRelu, Activation::kIdentity});
+      std::vector<Eigen::Index> widths{c.d};
+      std::vector<Activation> activations;
+      for (std::size_t l = 0; l < c.hidden_layers; ++l) {
+        widths.push_back(c.hidden);
+        activations.push_back(c.activation);
+      }
+      widths.push_back(c.k);
+      activations.push_back(Activation::kIdentity);
+      const Mlp<double> decoder(widths, activations);
       std::mt19937_64 rng(12);
       Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
       params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
@@ -119,13 +131,20 @@ TEST(FisherNet, TrainingStepIsTheCoreLossAtResidualsDrawnAtTheMean) {
         const Matrix<double> mu = encoder.forward(params.head(encoder.parameter_count()), data);
         const Vector<double> pd =
             params.segment(encoder.parameter_count(), decoder.parameter_count());
+        const double noise_variance = std::exp(params[params.size() - 1]);
         const Matrix<double> residuals =
-            neural::latent_residuals(decoder, pd, mu, std::exp(params[params.size() - 1]), n, eta);
+            neural::latent_residuals(decoder, pd, mu, noise_variance, n, eta);
         const auto loss = neural::fishernet_loss(encoder, decoder, params, data, residuals, 400);
         EXPECT_NEAR(step.value, loss.value, 1e-12 * std::abs(loss.value))
             << "D " << c.d << " threads " << threads;
         EXPECT_LE((step.gradient - loss.gradient).norm(), 1e-12 * loss.gradient.norm())
             << "D " << c.d << " threads " << threads;
+        if (c.k > c.hidden) {  // the wide cases do take a Gram route
+          const auto route = neural::latent_systems(decoder, pd, mu, noise_variance, n, eta).route;
+          EXPECT_EQ(route, c.activation == Activation::kRelu
+                               ? neural::LatentSystemRoute::kActiveUnitsGram
+                               : neural::LatentSystemRoute::kLastLayerGram);
+        }
       });
     }
 }
@@ -135,40 +154,44 @@ TEST(Autoencoder, LossesReportEveryLayersGradientBlockOnceAndReadItsParametersNo
   // parameters (as Adam's update would change them): the same value and gradient as without.
   // The wide FisherNet case takes the last-layer Gram route, whose work on W starts with the
   // step: it must be done before the last layer's block is reported.
-  for (const bool wide : {false, true})
-  for (const bool vae : {false, true}) {
-    if (wide && vae) continue;
-    const Eigen::Index d = wide ? 12 : 3, k = wide ? 300 : 6, batch = wide ? 64 : 4;
-    const Mlp<double> decoder = wide ? Mlp<double>({d, 32, 32, k}, {Activation::kRelu,
-                                                   Activation::kRelu, Activation::kIdentity})
-                                     : Mlp<double>({d, 7, k}, {Activation::kRelu,
-                                                               Activation::kIdentity});
-    std::mt19937_64 rng(13);
-    const Matrix<double> data = normal_matrix<double>(batch, k, rng);
-    const Matrix<double> n = normal_matrix<double>(batch, k, rng),
-                         eta = normal_matrix<double>(batch, d, rng);
-    const Mlp<double> encoder({k, 5, vae ? 2 * d : d}, {Activation::kRelu, Activation::kIdentity});
-    Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
-    params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
-        decoder.initialize(neural::Initialization::kUniformFanIn, rng), -0.4;
-    auto loss = [&](const Vector<double>& p, const neural::GradientBlockReady<double>& ready) {
-      return vae ? neural::vae_loss(encoder, decoder, p, data, eta, 400, ready)
-                 : neural::fishernet_step(encoder, decoder, p, data, n, eta, 400, ready);
-    };
-    const auto expected = loss(params, {});
-    Vector<double> poisoned = params;
-    Eigen::Index reported = 0, end = params.size() - 1;  // zeta_N (last) is not reported
-    const auto fused = loss(poisoned, [&](Eigen::Index offset, const double* g, Eigen::Index size) {
-      EXPECT_EQ(offset + size, end) << "blocks from the last layer back, without gaps";
-      // Final when reported: Adam reads it there.
-      EXPECT_EQ(Eigen::Map<const Vector<double>>(g, size), expected.gradient.segment(offset, size));
-      end = offset;
-      reported += size;
-      poisoned.segment(offset, size).setConstant(std::nan(""));
-    });
-    EXPECT_EQ(reported, params.size() - 1) << (vae ? "VAE" : "FisherNet");
-    EXPECT_EQ(fused.value, expected.value);
-    EXPECT_EQ(fused.gradient, expected.gradient);
+  for (const bool wide : {false, true}) {
+    for (const bool vae : {false, true}) {
+      if (wide && vae) continue;
+      const Eigen::Index d = wide ? 12 : 3, k = wide ? 300 : 6, batch = wide ? 64 : 4;
+      const Mlp<double> decoder =
+          wide ? Mlp<double>({d, 32, 32, k},
+                             {Activation::kRelu, Activation::kRelu, Activation::kIdentity})
+               : Mlp<double>({d, 7, k}, {Activation::kRelu, Activation::kIdentity});
+      std::mt19937_64 rng(13);
+      const Matrix<double> data = normal_matrix<double>(batch, k, rng);
+      const Matrix<double> n = normal_matrix<double>(batch, k, rng),
+                           eta = normal_matrix<double>(batch, d, rng);
+      const Mlp<double> encoder({k, 5, vae ? 2 * d : d},
+                                {Activation::kRelu, Activation::kIdentity});
+      Vector<double> params(encoder.parameter_count() + decoder.parameter_count() + 1);
+      params << encoder.initialize(neural::Initialization::kUniformFanIn, rng),
+          decoder.initialize(neural::Initialization::kUniformFanIn, rng), -0.4;
+      auto loss = [&](const Vector<double>& p, const neural::GradientBlockReady<double>& ready) {
+        return vae ? neural::vae_loss(encoder, decoder, p, data, eta, 400, ready)
+                   : neural::fishernet_step(encoder, decoder, p, data, n, eta, 400, ready);
+      };
+      const auto expected = loss(params, {});
+      Vector<double> poisoned = params;
+      Eigen::Index reported = 0, end = params.size() - 1;  // zeta_N (last) is not reported
+      const auto fused = loss(poisoned, [&](Eigen::Index offset, const double* g,
+                                            Eigen::Index size) {
+        EXPECT_EQ(offset + size, end) << "blocks from the last layer back, without gaps";
+        // Final when reported: Adam reads it there.
+        EXPECT_EQ(Eigen::Map<const Vector<double>>(g, size),
+                  expected.gradient.segment(offset, size));
+        end = offset;
+        reported += size;
+        poisoned.segment(offset, size).setConstant(std::nan(""));
+      });
+      EXPECT_EQ(reported, params.size() - 1) << (vae ? "VAE" : "FisherNet");
+      EXPECT_EQ(fused.value, expected.value);
+      EXPECT_EQ(fused.gradient, expected.gradient);
+    }
   }
 }
 

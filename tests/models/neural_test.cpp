@@ -227,8 +227,8 @@ void expect_selected_rows_product_is_the_dense_one() {
           for (std::size_t i = 0; i < rows.size(); i += 2) every_other.push_back(rows[i]);
           const auto s2 = static_cast<Eigen::Index>(every_other.size());
           const Matrix<T> a2 = random_matrix(m, s2 + 1, rng()).cast<T>();
-          // A triangular b goes in through to_lower_triangular_panels, which must not read its
-          // strictly upper part (NaN here).
+          // A triangular b goes in through to_lower_triangular_panels, whose panels take nothing
+          // from its strictly upper part (NaN here: none may reach a product).
           Matrix<T> b_unread_above = b;
           if (lower)
             for (Eigen::Index j = 0; j < h; ++j)
@@ -260,6 +260,13 @@ void expect_selected_rows_product_is_the_dense_one() {
           };
           expect_product(a, rows, y);
           expect_product(a2, every_other, y2);
+          // Panels of a lower triangle only (rows above each panel unset) in a full product.
+          if (lower) {
+            EXPECT_THROW(neural::detail::times_selected_rows<T>(
+                             {{a.data(), a.cols(), s, rows.data(), y.data(), y.cols()}}, m,
+                             panels, false),
+                         InvalidArgument);
+          }
         }
 }
 
