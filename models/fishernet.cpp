@@ -11,6 +11,7 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "infield/error.h"
 #include "infield/inference/conjugate_gradient.h"
@@ -215,6 +216,24 @@ struct StartedGram {
     return *result;
   }
 };
+
+/// Runs `tangents` side by side with last_layer_gram into `own` (the factorisation is serial; the
+/// tangents' products keep the other threads busy meanwhile, and either helps the other when
+/// it is done first), or, where the caller started that work already, `tangents` alone and then
+/// waits for it. Returns the work done.
+template <typename T, typename F>
+const LastLayerGram<T>& tangents_beside_gram(F&& tangents,
+                                             const std::type_identity_t<StartedGram<T>>* started,
+                                             LastLayerGram<T>& own, const Mlp<T>& decoder,
+                                             const typename Mlp<T>::ParamsRef& params,
+                                             const Matrix<T>& n, Eigen::Index panel_width) {
+  if (started) {
+    tangents();
+    return started->wait();
+  }
+  tbb::parallel_invoke(tangents, [&] { own = last_layer_gram(decoder, params, n, panel_width); });
+  return own;
+}
 }  // namespace
 
 namespace {
@@ -350,7 +369,8 @@ template <typename T>
 void active_unit_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                          const Matrix<T>& last_hidden, const typename Mlp<T>::Cache& cache,
                          T noise_variance, const Matrix<T>& n, const Matrix<T>& eta,
-                         bool gram_route, const StartedGram<T>* started, LatentSystems<T>& out) {
+                         bool gram_route, const std::type_identity_t<StartedGram<T>>* started,
+                         LatentSystems<T>& out) {
   const std::size_t layers = decoder.layers(), hidden_layers = layers - 1;
   const std::vector<Eigen::Index>& widths = decoder.widths();
   const Eigen::Index batch = cache.derivatives[0].rows(), d = decoder.input_size(),
@@ -444,23 +464,17 @@ void active_unit_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef
     });
   };
   // W^T of the last layer (Jacobians), or the Cholesky factor of W^T W with W^T n_b (Gram): from
-  // the weights alone, so formed alongside the tangents (the factorisation is serial; the
-  // tangents' groups keep the other threads busy meanwhile), unless the caller started it
-  // earlier still.
+  // the weights alone, so formed alongside the tangents, unless the caller started it earlier.
   detail::Panels<T> transposed_last;  // W^T (Jacobians)
   LastLayerGram<T> own_gram;
   const LastLayerGram<T>* gram = &own_gram;
-  if (gram_route && started) {
-    hidden_tangents();
-    gram = &started->wait();
-  } else {
+  if (gram_route)
+    gram = &tangents_beside_gram(hidden_tangents, started, own_gram, decoder, params, n,
+                                 panel_width);
+  else
     tbb::parallel_invoke(hidden_tangents, [&] {
-      if (gram_route)
-        own_gram = last_layer_gram(decoder, params, n, panel_width);
-      else
-        transposed_last = detail::to_panels(weights(hidden_layers).transpose(), panel_width);
+      transposed_last = detail::to_panels(weights(hidden_layers).transpose(), panel_width);
     });
-  }
   const detail::Panels<T>& right = gram_route ? gram->panels : transposed_last;
   const bool has_factor = gram->has_factor;
   const Matrix<T>& projected_noise = gram->projected_noise;
@@ -538,7 +552,7 @@ template <typename T>
 LatentSystems<T> systems_of(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                             const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
                             const Matrix<T>& eta, LatentSystemRoute route,
-                            const StartedGram<T>* started) {
+                            const std::type_identity_t<StartedGram<T>>* started) {
   constexpr std::string_view fn = "latent_systems";
   const Eigen::Index batch = z.rows(), d = z.cols(), k = decoder.output_size();
   check_argument(d == decoder.input_size() && batch > 0, fn, "z",
@@ -591,21 +605,11 @@ LatentSystems<T> systems_of(const Mlp<T>& decoder, const typename Mlp<T>::Params
   } else {
     const Mlp<T> body = hidden_layers_of(decoder);
     // W^T W = L L^T makes M_b = (H_b^T L)(L^T H_b) / s^2 + 1: a triangular product for the
-    // batch, half the multiply-adds of W^T W H_b. The tangents through the hidden layers and the
-    // work on W alone run side by side: the Cholesky factorisation is serial, and the tangents'
-    // products keep the other threads busy meanwhile (both split their products over the arena's
-    // threads, so either helps the other when it is done first).
-    auto hidden_tangents = [&] {
-      body.forward_with_jvp(params.head(body.parameter_count()), z, tangents, stacked);
-    };
-    const LastLayerGram<T>* gram = &own_gram;
-    if (started) {
-      hidden_tangents();
-      gram = &started->wait();
-    } else {
-      tbb::parallel_invoke(hidden_tangents,
-                           [&] { own_gram = last_layer_gram(decoder, params, n, 0); });
-    }
+    // batch, half the multiply-adds of W^T W H_b; formed beside the tangents through the hidden
+    // layers.
+    const LastLayerGram<T>* gram = &tangents_beside_gram(
+        [&] { body.forward_with_jvp(params.head(body.parameter_count()), z, tangents, stacked); },
+        started, own_gram, decoder, params, n, 0);
     if (gram->has_factor) {
       factored = detail::times_lower_triangular(stacked, gram->gram.transpose());
       metric_left = metric_right = &factored;
@@ -649,8 +653,7 @@ template <typename T>
 LatentSystems<T> latent_systems(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                                 const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
                                 const Matrix<T>& eta, LatentSystemRoute route) {
-  return systems_of(decoder, params, z, noise_variance, n, eta, route,
-                    static_cast<const StartedGram<T>*>(nullptr));
+  return systems_of(decoder, params, z, noise_variance, n, eta, route, nullptr);
 }
 
 namespace {
@@ -658,7 +661,8 @@ namespace {
 template <typename T>
 Matrix<T> residuals_of(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params,
                        const Matrix<T>& z, T noise_variance, const Matrix<T>& n,
-                       const Matrix<T>& eta, const StartedGram<T>* started) {
+                       const Matrix<T>& eta,
+                       const std::type_identity_t<StartedGram<T>>* started) {
   if (z.cols() > kExplicitSamplingMaxLatent)
     return latent_residuals_cg(decoder, params, z, noise_variance, n, eta);
   check_argument(n.size() > 0 && eta.size() > 0, "latent_residuals", "n, eta",
@@ -677,8 +681,7 @@ Matrix<T> residuals_of(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& 
 template <typename T>
 Matrix<T> latent_residuals(const Mlp<T>& decoder, const typename Mlp<T>::ParamsRef& params, const Matrix<T>& z,
                            T noise_variance, const Matrix<T>& n, const Matrix<T>& eta) {
-  return residuals_of(decoder, params, z, noise_variance, n, eta,
-                      static_cast<const StartedGram<T>*>(nullptr));
+  return residuals_of(decoder, params, z, noise_variance, n, eta, nullptr);
 }
 
 namespace {
