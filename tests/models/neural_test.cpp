@@ -275,6 +275,54 @@ TEST(LayerKernels, SelectedRowsProductEqualsTheDenseProductInFloatAndDouble) {
   expect_selected_rows_product_is_the_dense_one<double>();
 }
 
+template <typename T>
+void expect_panels_hold_their_matrix() {
+  // b stored column by column (W^T of a row-major W, as the tangents' products take it: copied
+  // by transposed register blocks) and row by row (copied element by element): each panel
+  // element is b's, zeros in the padding; for a lower triangle only from each panel's first
+  // row down, zeros above the diagonal, and b's strictly upper part never read (NaN there).
+  for (Eigen::Index m : {1, 28})
+    for (Eigen::Index rows : {1, 15, 16, 37, 64})
+      for (Eigen::Index columns : {3, 16, 45, 64, 100})
+        for (bool lower : {false, true}) {
+          if (lower && columns != 16) continue;  // a triangle is square: once per size
+          const Eigen::Index cols = lower ? rows : columns;
+          const Matrix<T> w = random_matrix(cols, rows, std::uint64_t(rows * 1000 + cols)).cast<T>();
+          Matrix<T> w_read = w;  // W^T's strictly upper part is W's strictly lower part
+          if (lower)
+            for (Eigen::Index r = 0; r < cols; ++r)
+              for (Eigen::Index c = 0; c < std::min(r, rows); ++c)
+                w_read(r, c) = std::numeric_limits<T>::quiet_NaN();
+          const Eigen::Map<const Matrix<T>> w_map(w_read.data(), cols, rows);
+          const Matrix<T> b_row_major = w_read.transpose();
+          const Eigen::Index width = neural::detail::selected_rows_panel_width<T>(m);
+          for (bool by_columns : {true, false}) {
+            const auto panels =
+                lower ? (by_columns
+                             ? neural::detail::to_lower_triangular_panels(w_map.transpose(), width)
+                             : neural::detail::to_lower_triangular_panels(b_row_major, width))
+                      : (by_columns ? neural::detail::to_panels(w_map.transpose(), width)
+                                    : neural::detail::to_panels(b_row_major, width));
+            ASSERT_EQ(panels.rows, rows);
+            ASSERT_EQ(panels.columns, cols);
+            Eigen::Index wrong = 0;
+            for (Eigen::Index c = 0; c < panels.padded_columns(); ++c)
+              for (Eigen::Index r = lower ? c / width * width : 0; r < rows; ++r) {
+                const T expected = c < cols && (!lower || r >= c) ? w(c, r) : T(0);
+                const T held = panels.data[c / width * width * rows + r * width + c % width];
+                wrong += held != expected;  // exact: a copy
+              }
+            EXPECT_EQ(wrong, 0) << "rows " << rows << " columns " << cols << " width " << width
+                                << " lower " << lower << " by columns " << by_columns;
+          }
+        }
+}
+
+TEST(LayerKernels, PanelsHoldTheirMatrixWhateverItsStorageOrder) {
+  expect_panels_hold_their_matrix<float>();
+  expect_panels_hold_their_matrix<double>();
+}
+
 TEST(Mlp, FloatAgreesWithDouble) {
   const Mlp<double> md({10, 16, 7}, {Activation::kSoftplus, Activation::kSigmoid});
   const Mlp<float> mf({10, 16, 7}, {Activation::kSoftplus, Activation::kSigmoid});
