@@ -13,6 +13,8 @@ std::function<int()> register_demo_command(CLI::App& app);
 std::function<int()> register_mgvi_command(CLI::App& app);
 /// Registers `infield reconstruct`.
 std::function<int()> register_reconstruct_command(CLI::App& app);
+/// Registers `infield prior`.
+std::function<int()> register_prior_command(CLI::App& app);
 /// Registers `infield mkde fit | sample | logpdf`.
 std::function<int()> register_mkde_command(CLI::App& app);
 /// Registers `infield data fashion-mnist`.

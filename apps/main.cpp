@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   auto run_demo = infield::apps::register_demo_command(app);
   auto run_mgvi = infield::apps::register_mgvi_command(app);
   auto run_reconstruct = infield::apps::register_reconstruct_command(app);
+  auto run_prior = infield::apps::register_prior_command(app);
   auto run_mkde = infield::apps::register_mkde_command(app);
   auto run_data = infield::apps::register_data_command(app);
   auto run_fishernet = infield::apps::register_fishernet_command(app);
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("demo")) return run_demo();
     if (app.got_subcommand("mgvi")) return run_mgvi();
     if (app.got_subcommand("reconstruct")) return run_reconstruct();
+    if (app.got_subcommand("prior")) return run_prior();
     if (app.got_subcommand("mkde")) return run_mkde();
     if (app.got_subcommand("data")) return run_data();
     if (app.got_subcommand("fishernet")) return run_fishernet();

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "correlated_field_flags.h"
 #include "infield/inference/mgvi.h"
 #include "infield/infield.h"
 #include "infield/models/correlated_field.h"
@@ -28,20 +29,13 @@ constexpr std::string_view kFn = "infield reconstruct";
 struct ReconstructOptions {
   std::string data, mask, truth, out;
   std::string response = "sigmoid";
-  std::string shape = "128,128";
+  CorrelatedFieldFlags prior;  // the grid and the correlated-field prior, in NIFTy's meaning
   double noise_std = 0.0;
   int samples = 8;
   int iterations = 5;
   std::uint64_t seed = 42;
   int threads = 0;
   bool resume = false;
-  // Correlated-field prior, (mean, std) pairs; defaults are NIFTy's demo (the cf2d benchmark).
-  std::string fluctuations = "1.0,0.8";
-  std::string flexibility = "2.0,1.0";
-  std::string asperity = "0.5,0.4";
-  std::string slope = "-3.0,1.0";
-  double offset_mean = 0.0;
-  std::string offset_std = "1e-3,1e-6";
   // Schedule (NIFTy's demo settings).
   double sampling_delta_energy = 0.05;
   int sampling_cg_max = 100;
@@ -51,34 +45,6 @@ struct ReconstructOptions {
   int newton_cg_max = 200;
   double initial_scale = 0.1;
 };
-
-std::vector<double> parse_list(const std::string& text, std::string_view flag) {
-  std::vector<double> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      std::size_t used = 0;
-      out.push_back(std::stod(item, &used));
-      check_argument(used == item.size(), kFn, flag, "has a malformed number '" + item + "'");
-    } catch (const std::logic_error&) {
-      detail::throw_invalid_argument(kFn, flag, "has a malformed number '" + item + "' in '" +
-                                                    text + "'");
-    }
-  }
-  return out;
-}
-
-PriorMoments parse_moments(const std::string& text, std::string_view flag) {
-  const std::vector<double> v = parse_list(text, flag);
-  check_argument(v.size() == 2, kFn, flag, "must be MEAN,STD, got '" + text + "'");
-  return {v[0], v[1]};
-}
-
-std::optional<PriorMoments> parse_optional_moments(const std::string& text, std::string_view flag) {
-  if (text == "none") return std::nullopt;
-  return parse_moments(text, flag);
-}
 
 OperatorPtr apply_response(const std::string& name, OperatorPtr field) {
   if (name == "identity") return field;
@@ -116,27 +82,24 @@ int run_reconstruct(const ReconstructOptions& opt) {
   check_argument(opt.newton_cg_reduction >= 0, kFn, "--newton-cg-reduction", "must be >= 0");
   check_argument(opt.newton_cg_max >= 1, kFn, "--newton-cg-max", "must be at least 1");
   check_argument(opt.initial_scale >= 0, kFn, "--initial-scale", "must be >= 0");
-  check_finite(opt.offset_mean, kFn, "--offset-mean");
   std::unique_ptr<tbb::global_control> threads;
   if (opt.threads > 0)
     threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                     opt.threads);
 
   // Grid and inputs.
-  std::vector<Eigen::Index> shape;
-  for (double v : parse_list(opt.shape, "--shape")) {
-    check_argument(v >= 1 && v == std::floor(v) && v < 1e9, kFn, "--shape",
-                   "must be positive integers separated by commas, got '" + opt.shape + "'");
-    shape.push_back(static_cast<Eigen::Index>(v));
-  }
-  check_argument(!shape.empty(), kFn, "--shape", "must name at least one axis");
+  const auto subdomain_shapes = opt.prior.subdomain_shapes(kFn);
+  check_argument(subdomain_shapes.size() == 1, kFn, "--shape",
+                 "must be one grid (no '/'): reconstruct reports one power spectrum, got '" +
+                     opt.prior.shape + "'");
+  const std::vector<Eigen::Index> shape = subdomain_shapes[0];
   DomainPtr grid = regular_grid(shape);  // the unit box, as NIFTy's RGSpace default
   const Eigen::Index pixels = grid->size();
 
   NpyArray mask_array = read_npy(opt.mask);
   check_argument(mask_array.values.size() == pixels, kFn, "--mask",
                  opt.mask + " has " + std::to_string(mask_array.values.size()) +
-                     " values, the grid " + opt.shape + " has " + std::to_string(pixels));
+                     " values, the grid " + opt.prior.shape + " has " + std::to_string(pixels));
   std::vector<bool> observed(static_cast<std::size_t>(pixels));
   Eigen::Index n_observed = 0;
   for (Eigen::Index i = 0; i < pixels; ++i) {
@@ -163,16 +126,7 @@ int run_reconstruct(const ReconstructOptions& opt) {
   }
 
   // Model: d = M response(cf(xi)) + n.
-  FluctuationSettings fluct;
-  fluct.fluctuations = parse_moments(opt.fluctuations, "--fluctuations");
-  fluct.flexibility = parse_optional_moments(opt.flexibility, "--flexibility");
-  fluct.asperity = parse_optional_moments(opt.asperity, "--asperity");
-  fluct.loglogavgslope = parse_moments(opt.slope, "--slope");
-  const CorrelatedField cf = CorrelatedFieldMaker()
-                                 .add_fluctuations(grid, fluct)
-                                 .set_offset(opt.offset_mean, parse_moments(opt.offset_std,
-                                                                            "--offset-std"))
-                                 .finalize();
+  const CorrelatedField cf = opt.prior.maker(kFn).finalize();
   const OperatorPtr signal = apply_response(opt.response, cf.field());
   const OperatorPtr model = compose(mask_operator(grid, observed), signal);
   auto hamiltonian = standard_hamiltonian(
@@ -184,10 +138,9 @@ int run_reconstruct(const ReconstructOptions& opt) {
   std::uint64_t h = kFnv1aBasis;
   h = fnv1a(h, data.values.data(), sizeof(double) * data.values.size());
   h = fnv1a(h, mask_array.values.data(), sizeof(double) * mask_array.values.size());
-  for (const std::string* s : {&opt.response, &opt.shape, &opt.fluctuations, &opt.flexibility,
-                               &opt.asperity, &opt.slope, &opt.offset_std})
-    h = fnv1a(h, s->data(), s->size());
-  for (double v : {opt.noise_std, opt.offset_mean, opt.sampling_delta_energy,
+  h = fnv1a(h, opt.response.data(), opt.response.size());
+  for (const std::string& s : opt.prior.fingerprint()) h = fnv1a(h, s.data(), s.size());
+  for (double v : {opt.noise_std, opt.prior.offset_mean, opt.sampling_delta_energy,
                    opt.newton_delta_energy, opt.initial_scale})
     h = fnv1a(h, &v, sizeof v);
   for (double v : {opt.newton_cg_reduction}) h = fnv1a(h, &v, sizeof v);
@@ -223,11 +176,9 @@ int run_reconstruct(const ReconstructOptions& opt) {
   // Posterior statistics.
   const SampleList& samples = result.samples;
   auto stats = samples.statistics(*signal);
-  auto spectrum_stats = samples.statistics(*cf.power_spectrum(0));
-  Eigen::VectorXd power_mean = spectrum_stats.mean.values();
-  // Bin 0 of the reported spectrum is the zero mode's variance azm^2.
-  auto azm = samples.statistics(*power(cf.zero_mode_std(), 2.0));
-  power_mean[0] = azm.mean.values()[0];
+  // NIFTy's power spectrum: bin 0 is (V azm)^2 with V = 1 for the unit box.
+  auto spectrum_stats = samples.statistics(*cf.power_spectrum());
+  const Eigen::VectorXd power_mean = spectrum_stats.mean.values();
   const auto& ps = dynamic_cast<const PowerSpace&>(*cf.power_space(0));
   write_npy(out / "mean.npy", shape, stats.mean.values());
   write_npy(out / "std.npy", shape, stats.std.values());
@@ -303,23 +254,44 @@ int run_reconstruct(const ReconstructOptions& opt) {
                             {"observed", rms(diff, observed, true)},
                             {"unobserved", rms(diff, observed, false)}};
   }
-  // Posterior mean and std of the spectrum's parameters.
+  // Posterior mean and std of the spectrum's parameters (NIFTy's prior transforms).
   {
+    const FluctuationSettings fluct = [&] {
+      FluctuationSettings f;
+      if (!opt.prior.matern.empty()) return f;
+      f.fluctuations = parse_moments(opt.prior.fluctuations, kFn, "--fluctuations");
+      f.loglogavgslope = parse_moments(opt.prior.slope, kFn, "--slope");
+      f.flexibility = opt.prior.flexibility == "none"
+                          ? std::nullopt
+                          : std::optional(parse_moments(opt.prior.flexibility, kFn, "--flexibility"));
+      f.asperity = opt.prior.asperity == "none"
+                       ? std::nullopt
+                       : std::optional(parse_moments(opt.prior.asperity, kFn, "--asperity"));
+      return f;
+    }();
     const MultiDomain& multi = cf.excitations();
-    auto parameter = [&](const std::string& key, const std::optional<PriorMoments>& prior,
+    const std::string key_prefix = opt.prior.prefix + opt.prior.names;
+    auto parameter = [&](const std::string& name, const std::optional<PriorMoments>& prior,
                          bool positive) {
+      const std::string key = (name == "zeromode" ? opt.prior.prefix : key_prefix) + name;
       if (!prior || !multi.contains(key)) return;
       OperatorPtr xi = field_adapter(multi, key);
       OperatorPtr op = positive ? lognormal_prior(xi, prior->mean, prior->std)
                                 : normal_prior(xi, prior->mean, prior->std);
       auto st = samples.statistics(*op);
-      summary["parameters"][key] = {{"mean", st.mean.values()[0]}, {"std", st.std.values()[0]}};
+      summary["parameters"][name] = {{"mean", st.mean.values()[0]}, {"std", st.std.values()[0]}};
     };
-    parameter("fluctuations", fluct.fluctuations, true);
-    parameter("flexibility", fluct.flexibility, true);
-    parameter("asperity", fluct.asperity, true);
-    parameter("loglogavgslope", fluct.loglogavgslope, false);
-    parameter("zeromode", parse_moments(opt.offset_std, "--offset-std"), true);
+    if (opt.prior.matern.empty()) {
+      parameter("fluctuations", fluct.fluctuations, true);
+      parameter("flexibility", fluct.flexibility, true);
+      parameter("asperity", fluct.asperity, true);
+      parameter("loglogavgslope", fluct.loglogavgslope, false);
+    } else {
+      parameter("scale", parse_moments(opt.prior.matern[0], kFn, "--matern"), true);
+      parameter("cutoff", parse_moments(opt.prior.matern[1], kFn, "--matern"), true);
+      parameter("loglogslope", parse_moments(opt.prior.matern[2], kFn, "--matern"), false);
+    }
+    parameter("zeromode", parse_moments(opt.prior.offset_std, kFn, "--offset-std"), true);
   }
   write_json_atomic(out / "summary.json", summary, kFn);
   fmt::print("wrote {}/mean.npy, std.npy, power_mean.npy, power_k.npy, summary.json{} in {:.2f} s\n",
@@ -359,24 +331,13 @@ std::function<int()> register_reconstruct_command(CLI::App& app) {
   cmd->add_option("--response", opt->response,
                   "pointwise response of the field: sigmoid (0.5 + 0.5 tanh f), identity, exp")
       ->capture_default_str();
-  cmd->add_option("--shape", opt->shape, "grid shape, e.g. 128,128")->capture_default_str();
   cmd->add_option("--samples", opt->samples, "posterior samples (even: mirrored pairs)")
       ->capture_default_str();
   cmd->add_option("--iterations", opt->iterations, "global MGVI iterations")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "threads (0: all cores)")->capture_default_str();
   cmd->add_option("--truth", opt->truth, "true signal (.npy) to report the RMS error against");
-  cmd->add_option("--fluctuations", opt->fluctuations, "prior MEAN,STD of the fluctuations")
-      ->capture_default_str();
-  cmd->add_option("--flexibility", opt->flexibility, "prior MEAN,STD of the flexibility, or none")
-      ->capture_default_str();
-  cmd->add_option("--asperity", opt->asperity, "prior MEAN,STD of the asperity, or none")
-      ->capture_default_str();
-  cmd->add_option("--slope", opt->slope, "prior MEAN,STD of the log-log amplitude slope")
-      ->capture_default_str();
-  cmd->add_option("--offset-mean", opt->offset_mean, "mean of the field")->capture_default_str();
-  cmd->add_option("--offset-std", opt->offset_std, "prior MEAN,STD of the zero mode's std")
-      ->capture_default_str();
+  opt->prior.add_to(cmd);
   cmd->add_option("--sampling-delta-energy", opt->sampling_delta_energy,
                   "sampling CG stops when an iteration changes its energy by less")
       ->capture_default_str();

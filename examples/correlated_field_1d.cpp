@@ -10,7 +10,7 @@ using namespace infield;
 int main() {
   auto grid = regular_grid({256});  // the unit interval, periodic
   FluctuationSettings spectrum;     // NIFTy's defaults: fluctuations (1, 0.8), slope (-3, 1), ...
-  spectrum.loglogavgslope = {-2.0, 0.5};
+  spectrum.loglogavgslope = {-4.0, 1.0};  // the power spectrum falls as k^-4
   CorrelatedField cf =
       CorrelatedFieldMaker().add_fluctuations(grid, spectrum).set_offset(0.0, {0.1, 0.05}).finalize();
 
@@ -36,7 +36,7 @@ int main() {
 
   // Posterior of the field and of its power spectrum.
   auto field = result.samples.statistics(*cf.field());
-  auto power = result.samples.statistics(*cf.power_spectrum(0));
+  auto power = result.samples.statistics(*cf.power_spectrum());
   const double rms = (field.mean.values() - truth.values()).norm() / 16.0;
   std::printf("rms error %.3f, mean posterior std %.3f, power at the lowest k %.3g +- %.2g\n", rms,
               field.std.values().mean(), power.mean.values()[1], power.std.values()[1]);

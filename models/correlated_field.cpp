@@ -138,24 +138,24 @@ LinearOperatorPtr drop_zero_mode(const DomainTuple& power) {
 }
 
 /// The excitation of a product of sub-domains on the harmonic tuple, A .* xi, with
-///   A(p) = factor * prod_i r_i[bin_i(p_i)]   for p != 0,   A(0) = factor * azm,
-/// p_i the pixel of sub-domain i and bin_i its |k| bin. The r_i and azm are operators on the small
-/// MultiDomain of the spectrum's parameters (`select` picks it from the excitations). Built from
-/// broadcasts and pointwise products this took 2m full-size passes with temporaries per Jacobian
-/// application and kept A three times per linearisation; here the JVP is
-/// A .* sum_i (dr_i / r_i)[bin_i] .* xi + A .* dxi and the VJP bins u .* xi .* A / r_i per
-/// sub-domain, one vectorised pass per sub-domain over contiguous blocks, and a linearisation
-/// keeps A and xi only. The r_i are positive (exponentials times positive scales), so the
+///   A(p) = azm * prod_i n_i[bin_i(p_i)],
+/// p_i the pixel of sub-domain i, bin_i its |k| bin and n_i NIFTy's normalised amplitudes (n_i(0)
+/// the sub-domain's volume, a constant). The n_i and azm are operators on the small MultiDomain of
+/// the spectrum's parameters (`select` picks it from the excitations). Built from broadcasts and
+/// pointwise products this took 2m full-size passes with temporaries per Jacobian application and
+/// kept A three times per linearisation; here the JVP is
+/// A .* (dazm / azm + sum_i (dn_i / n_i)[bin_i]) .* xi + A .* dxi and the VJP bins u .* xi .* A / n_i
+/// per sub-domain, one vectorised pass per sub-domain over contiguous blocks, and a linearisation
+/// keeps A and xi only. The n_i and azm are positive (exponentials times positive scales), so the
 /// ratios are defined.
 class SeparableExcitation final : public Operator {
  public:
   SeparableExcitation(std::vector<OperatorPtr> factors, OperatorPtr azm, LinearOperatorPtr select,
                       const MultiDomain& excitations, const std::string& xi_key,
-                      const DomainTuple& harmonic, std::vector<std::vector<Eigen::Index>> bins,
-                      double factor)
+                      const DomainTuple& harmonic, std::vector<std::vector<Eigen::Index>> bins)
       : Operator(excitations, harmonic), factors_(std::move(factors)), azm_(std::move(azm)),
         select_(std::move(select)), xi_offset_(excitations.at(xi_key).offset),
-        bins_(std::move(bins)), factor_(factor) {
+        bins_(std::move(bins)) {
     const std::size_t m = bins_.size();
     extents_.resize(m);
     outer_.assign(m, 1);
@@ -195,17 +195,15 @@ class SeparableExcitation final : public Operator {
         fn(bins_[i][static_cast<std::size_t>(q)], (o * n + q) * inner, inner);
   }
 
-  Eigen::VectorXd amplitude(const std::vector<Eigen::VectorXd>& r, double azm) const {
-    Eigen::VectorXd a = Eigen::VectorXd::Constant(target().size(), factor_);
-    for (std::size_t i = 0; i < r.size(); ++i)
+  Eigen::VectorXd amplitude(const std::vector<Eigen::VectorXd>& n, double azm) const {
+    Eigen::VectorXd a = Eigen::VectorXd::Constant(target().size(), azm);
+    for (std::size_t i = 0; i < n.size(); ++i)
       for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
-        a.segment(off, len) *= r[i][b];
+        a.segment(off, len) *= n[i][b];
       });
-    a[0] = factor_ * azm;
     return a;
   }
 
-  double factor() const { return factor_; }
   Eigen::Index xi_offset() const { return xi_offset_; }
   const LinearOperatorPtr& select() const { return select_; }
 
@@ -216,16 +214,17 @@ class SeparableExcitation final : public Operator {
   Eigen::Index xi_offset_;
   std::vector<std::vector<Eigen::Index>> bins_;
   std::vector<Eigen::Index> extents_, outer_, inner_;
-  double factor_;
 };
 
 class SeparableExcitationJacobian final : public LinearOperator {
  public:
   SeparableExcitationJacobian(std::shared_ptr<const SeparableExcitation> op, Eigen::VectorXd a,
                               Eigen::VectorXd xi, std::vector<Eigen::VectorXd> r,
-                              std::vector<LinearOperatorPtr> jr, LinearOperatorPtr jazm)
+                              std::vector<LinearOperatorPtr> jr, double azm,
+                              LinearOperatorPtr jazm)
       : LinearOperator(op->domain(), op->target()), op_(std::move(op)), a_(std::move(a)),
-        xi_(std::move(xi)), r_(std::move(r)), jr_(std::move(jr)), jazm_(std::move(jazm)) {}
+        xi_(std::move(xi)), r_(std::move(r)), jr_(std::move(jr)), azm_(azm),
+        jazm_(std::move(jazm)) {}
   std::string name() const override { return "SeparableExcitationJacobian"; }
 
   void apply_times(ConstVectorRef v, VectorRef out) const override {
@@ -241,20 +240,18 @@ class SeparableExcitationJacobian final : public LinearOperator {
     }
     Eigen::VectorXd dazm(1);
     jazm_->apply_times(dparams, dazm);
-    // dA = A .* sum_i ratio_i (zero mode: factor * dazm), then d(A .* xi) = dA .* xi + A .* dxi.
+    // dA = A .* (dazm / azm + sum_i ratio_i), then d(A .* xi) = dA .* xi + A .* dxi.
+    out.array() += dazm[0] / azm_;
     out.array() *= a_.array();
-    out[0] = op_->factor() * dazm[0];
     out.array() = out.array() * xi_.array() + a_.array() * op_->xi(v).array();
   }
 
   void apply_adjoint(ConstVectorRef u, VectorRef out) const override {
-    // The parameters' part: g_i[b] = sum over bin b of u .* xi .* A / r_i; the zero mode's.
-    Eigen::VectorXd w = u.cwiseProduct(xi_).cwiseProduct(a_);
-    const double u0 = u[0] * xi_[0] * op_->factor();
-    w[0] = 0.0;
+    // The parameters' part: g_i[b] = sum over bin b of u .* xi .* A / n_i; azm's sum(w) / azm.
+    const Eigen::VectorXd w = u.cwiseProduct(xi_).cwiseProduct(a_);
     const Space& params = op_->select()->target();
     Eigen::VectorXd gparams(params.size());
-    jazm_->apply_adjoint(Eigen::VectorXd::Constant(1, u0), gparams);
+    jazm_->apply_adjoint(Eigen::VectorXd::Constant(1, w.sum() / azm_), gparams);
     Eigen::VectorXd tmp(params.size());
     for (std::size_t i = 0; i < r_.size(); ++i) {
       Eigen::VectorXd g = Eigen::VectorXd::Zero(r_[i].size());
@@ -274,6 +271,7 @@ class SeparableExcitationJacobian final : public LinearOperator {
   Eigen::VectorXd a_, xi_;
   std::vector<Eigen::VectorXd> r_;
   std::vector<LinearOperatorPtr> jr_;
+  double azm_;
   LinearOperatorPtr jazm_;
 };
 
@@ -293,7 +291,7 @@ FlatLinearization SeparableExcitation::linearize_flat(ConstVectorRef x) const {
   auto self = std::static_pointer_cast<const SeparableExcitation>(shared_from_this());
   auto jac = std::make_shared<SeparableExcitationJacobian>(
       std::move(self), std::move(a), std::move(excitation), std::move(r), std::move(jr),
-      std::move(lazm.jacobian));
+      lazm.value[0], std::move(lazm.jacobian));
   return {std::move(value), std::move(jac)};
 }
 
@@ -303,13 +301,22 @@ OperatorPtr scalar_parameter(const MultiDomain& multi, const std::string& key,
   return positive ? lognormal_prior(xi, m.mean, m.std) : normal_prior(xi, m.mean, m.std);
 }
 
+/// a with bin 0 replaced by the constant `zero_value` (NIFTy's Adder(vol0) after a mask).
+OperatorPtr with_zero_mode(OperatorPtr a, const DomainTuple& power, double zero_value) {
+  Eigen::VectorXd e0 = Eigen::VectorXd::Zero(power.size());
+  e0[0] = zero_value;
+  return add_constant(compose(drop_zero_mode(power), std::move(a)), std::move(e0));
+}
+
+/// NIFTy's _Amplitude: a(0) = V, a(k) = V fluctuations sqrt(e^{x(k)} / sum_{k' != 0} e^{x(k')})
+/// with x the log power spectrum (slope, integrated Wiener process and random walk).
 OperatorPtr non_parametric_amplitude(const MultiDomain& multi, const std::string& key_prefix,
                                      const FluctuationSettings& s, const PowerSpace& ps,
-                                     const DomainTuple& power) {
+                                     const DomainTuple& power, double volume) {
   const Eigen::VectorXd rel_logk = relative_log_k(ps);
   OperatorPtr slope = scalar_parameter(multi, key_prefix + "loglogavgslope", s.loglogavgslope,
                                        false);
-  OperatorPtr log_amplitude =
+  OperatorPtr log_power =
       compose(diagonal_operator(power, rel_logk), scalar_broadcast(power), slope);
   if (s.flexibility) {
     const Eigen::VectorXd dlogk = log_volumes(ps);
@@ -317,7 +324,7 @@ OperatorPtr non_parametric_amplitude(const MultiDomain& multi, const std::string
     const DomainTuple excitation{unstructured(2), unstructured(m)};
     OperatorPtr flex = scalar_parameter(multi, key_prefix + "flexibility", *s.flexibility, true);
     // Standard deviations of the increments: flex * sqrt(dlogk) * sqrt(dlogk^2 / 12 + asp) for
-    // the direct walk of log r (row 0; dlogk^2 / 12 is the integrated part's own variance over an
+    // the direct walk of x (row 0; dlogk^2 / 12 is the integrated part's own variance over an
     // interval, asp the roughness), flex * sqrt(dlogk) for the slope's walk (row 1), which the
     // integrations turn into the integrated Wiener process.
     Eigen::VectorXd flex_scale(2 * m);
@@ -340,16 +347,22 @@ OperatorPtr non_parametric_amplitude(const MultiDomain& multi, const std::string
     OperatorPtr increments = multiply(sigma, field_adapter(multi, key_prefix + "spectrum"));
     OperatorPtr smooth = compose(slope_remover(power, rel_logk),
                                  two_log_integrations(excitation, power, dlogk), increments);
-    log_amplitude = log_amplitude + smooth;
+    log_power = log_power + smooth;
   }
-  OperatorPtr normalized = compose(normalization(power, ps.bin_counts()), log_amplitude);
+  // normalization(a) = e^a / sqrt(sum counts e^{2a}); at a = x / 2 it is sqrt(e^x / sum e^x).
+  OperatorPtr normalized =
+      compose(normalization(power, ps.bin_counts()), scale(0.5, std::move(log_power)));
   OperatorPtr fluct = scalar_parameter(multi, key_prefix + "fluctuations", s.fluctuations, true);
-  return multiply(compose(scalar_broadcast(power), fluct), normalized);
+  return with_zero_mode(
+      multiply(compose(scalar_broadcast(power), scale(volume, fluct)), normalized), power,
+      volume);
 }
 
+/// NIFTy's _AmplitudeMatern: a(0) = V, a(k) = sqrt(V) scale (1 + k^2 / cutoff^2)^(slope / 4)
+/// (V = 1 without adjust_for_volume), or Infield's variant renormalised to `scale`.
 OperatorPtr matern_amplitude(const MultiDomain& multi, const std::string& key_prefix,
                              const MaternSettings& s, const PowerSpace& ps,
-                             const DomainTuple& power, double vol_k) {
+                             const DomainTuple& power, double volume) {
   const Eigen::VectorXd k2 = ps.k().cwiseAbs2();
   // cutoff^-2 = exp(-2 log cutoff) with log cutoff = mu + sigma xi (the log-normal's parameters).
   const double sigma2 = std::log1p((s.cutoff.std / s.cutoff.mean) * (s.cutoff.std / s.cutoff.mean));
@@ -358,18 +371,21 @@ OperatorPtr matern_amplitude(const MultiDomain& multi, const std::string& key_pr
       exp(add_constant(scale(-2.0 * std::sqrt(sigma2),
                              OperatorPtr(field_adapter(multi, key_prefix + "cutoff"))),
                        -2.0 * mu));
-  // log shape = slope / 2 * log(1 + k^2 / cutoff^2).
+  // log shape = slope / 4 * log(1 + k^2 / cutoff^2): the log of the amplitude's shape.
   OperatorPtr log_term =
       log(add_constant(compose(diagonal_operator(power, k2), scalar_broadcast(power), inv_cutoff2),
                        1.0));
   OperatorPtr slope = scalar_parameter(multi, key_prefix + "loglogslope", s.loglogslope, false);
   OperatorPtr log_shape =
-      multiply(scale(0.5, compose(scalar_broadcast(power), slope)), log_term);
+      multiply(scale(0.25, compose(scalar_broadcast(power), slope)), log_term);
   OperatorPtr amplitude_scale =
       compose(scalar_broadcast(power), scalar_parameter(multi, key_prefix + "scale", s.scale, true));
-  if (s.renormalize)
-    return multiply(amplitude_scale, compose(normalization(power, ps.bin_counts()), log_shape));
-  return multiply(scale(std::sqrt(vol_k), amplitude_scale), exp(log_shape));
+  if (s.normalization == MaternNormalization::kFluctuationStd)
+    return with_zero_mode(multiply(scale(volume, amplitude_scale),
+                                   compose(normalization(power, ps.bin_counts()), log_shape)),
+                          power, volume);
+  const double v = s.adjust_for_volume ? volume : 1.0;
+  return with_zero_mode(multiply(scale(std::sqrt(v), amplitude_scale), exp(log_shape)), power, v);
 }
 
 }  // namespace
@@ -393,16 +409,22 @@ void MaternSettings::validate() const {
   check_moments(loglogslope, false, fn, "loglogslope");
 }
 
-const OperatorPtr& CorrelatedField::amplitude(std::size_t i) const {
-  check_argument(i < amplitudes_.size(), "CorrelatedField::amplitude", "i",
+const OperatorPtr& CorrelatedField::normalized_amplitude(std::size_t i) const {
+  check_argument(i < normalized_amplitudes_.size(), "CorrelatedField::normalized_amplitude", "i",
                  "is " + std::to_string(i) + ", the field has " +
-                     std::to_string(amplitudes_.size()) + " sub-domains");
-  return amplitudes_[i];
+                     std::to_string(normalized_amplitudes_.size()) + " sub-domains");
+  return normalized_amplitudes_[i];
 }
 
-OperatorPtr CorrelatedField::power_spectrum(std::size_t i) const {
-  return power(amplitude(i), 2.0);
+OperatorPtr CorrelatedField::amplitude() const {
+  check_argument(amplitude_ != nullptr, "CorrelatedField::amplitude", "sub-domains",
+                 "are " + std::to_string(normalized_amplitudes_.size()) +
+                     ": a product's amplitudes have only relative scales (use "
+                     "normalized_amplitude(i))");
+  return amplitude_;
 }
+
+OperatorPtr CorrelatedField::power_spectrum() const { return power(amplitude(), 2.0); }
 
 const DomainPtr& CorrelatedField::power_space(std::size_t i) const {
   check_argument(i < power_spaces_.size(), "CorrelatedField::power_space", "i",
@@ -498,11 +520,6 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
     check_argument(unique.insert(key).second, fn, "prefix, names",
                    "give the excitation key '" + key + "' twice; choose distinct names");
   const MultiDomain multi(keys);
-  if (subdomains_.size() > 1)
-    for (const Subdomain& sub : subdomains_)
-      check_argument(!sub.matern || sub.matern->renormalize, fn, "renormalize",
-                     "must be true for a Matérn spectrum in a product of sub-domains (sub-domain '" +
-                         sub.name + "'): a density-mode spectrum would need its own k = 0 value");
 
   // The spectrum's parameters run on the MultiDomain without xi, so that their adjoints build
   // small vectors and the embedding into the excitations costs one pass.
@@ -518,53 +535,57 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
   OperatorPtr azm = scalar_parameter(params, prefix_ + "zeromode", zero_mode_std_, true);
   result.zero_mode_std_ = compose(azm, select_params);
 
-  // Per sub-domain amplitudes r_i (r_i(0) = 1).
-  double vol_k = 1.0;
+  // Per sub-domain amplitudes a_i (a_i(0) = V_i, or 1) and NIFTy's normalised amplitudes n_i.
   const std::size_t m = subdomains_.size();
-  std::vector<OperatorPtr> nonzero_parts;  // r_i with bin 0 zeroed, on params
-  std::vector<OperatorPtr> amplitudes;     // r_i on params
+  std::vector<OperatorPtr> normalized_amplitudes;  // n_i on params
   for (std::size_t i = 0; i < m; ++i) {
     const Subdomain& sub = subdomains_[i];
     const PowerSpace& ps = *power_spaces[i];
-    const DomainTuple power{power_spaces[i]};
-    const double vk = harmonics[i]->cell_volume();
-    vol_k *= vk;
+    const DomainTuple pspace{power_spaces[i]};
+    const double volume = static_cast<double>(sub.grid->size()) * sub.grid->cell_volume();
     const std::string p = prefix_ + sub.name;
-    OperatorPtr r = sub.fluctuations
-                        ? non_parametric_amplitude(params, p, *sub.fluctuations, ps, power)
-                        : matern_amplitude(params, p, *sub.matern, ps, power, vk);
-    OperatorPtr nonzero = compose(drop_zero_mode(power), r);
-    nonzero_parts.push_back(nonzero);
-    Eigen::VectorXd e0 = Eigen::VectorXd::Zero(power.size());
-    e0[0] = 1.0;
-    amplitudes.push_back(add_constant(nonzero, std::move(e0)));
-    result.amplitudes_.push_back(compose(amplitudes.back(), select_params));
+    OperatorPtr a = sub.fluctuations
+                        ? non_parametric_amplitude(params, p, *sub.fluctuations, ps, pspace, volume)
+                        : matern_amplitude(params, p, *sub.matern, ps, pspace, volume);
+    // n_i = a_i / azm off the zero mode; bin 0 keeps a_i(0), a constant.
+    const bool unit_volume = sub.matern &&
+                             sub.matern->normalization == MaternNormalization::kSpectralDensity &&
+                             !sub.matern->adjust_for_volume;
+    Eigen::VectorXd a0 = Eigen::VectorXd::Zero(pspace.size());
+    a0[0] = unit_volume ? 1.0 : volume;
+    OperatorPtr inverse_azm = compose(scalar_broadcast(pspace), power(azm, -1.0));
+    OperatorPtr n = add_constant(compose(drop_zero_mode(pspace), multiply(a, inverse_azm)), a0);
+    if (m == 1) {
+      // NIFTy's `amplitude`: azm n, i.e. a with bin 0 replaced by a(0) azm.
+      result.amplitude_ = compose(
+          compose(drop_zero_mode(pspace), a) +
+              compose(diagonal_operator(pspace, a0), scalar_broadcast(pspace), azm),
+          select_params);
+    }
+    normalized_amplitudes.push_back(n);
+    result.normalized_amplitudes_.push_back(compose(std::move(n), select_params));
     result.power_spaces_.push_back(power_spaces[i]);
   }
 
-  // The amplitude on the harmonic tuple, divided by vol_k so that the Hartley transform (which
-  // multiplies by vol_k) becomes the unnormalised cas matrix C.
+  // The amplitude A on the harmonic tuple times xi.
   OperatorPtr excitation;
   if (m == 1) {
-    // Replace bin 0 by azm on the power space, then distribute (cheaper than on the grid).
-    const DomainTuple power{power_spaces[0]};
-    Eigen::VectorXd e0 = Eigen::VectorXd::Zero(power.size());
-    e0[0] = 1.0;
-    OperatorPtr a = nonzero_parts[0] +
-                    compose(diagonal_operator(power, e0), scalar_broadcast(power), azm);
-    OperatorPtr spread =
-        compose(power_distributor(harmonic, 0), scale(1.0 / vol_k, a), select_params);
+    // A = azm n = a with bin 0 replaced by a(0) azm, formed on the power space and distributed
+    // (cheaper than on the grid).
+    OperatorPtr spread = compose(power_distributor(harmonic, 0), result.amplitude_);
     excitation = multiply(spread, field_adapter(multi, prefix_ + "xi"));
   } else {
     std::vector<std::vector<Eigen::Index>> bins;
     for (std::size_t i = 0; i < m; ++i) bins.push_back(power_spaces[i]->pixel_bins());
-    excitation = std::make_shared<SeparableExcitation>(amplitudes, azm, select_params, multi,
-                                                       prefix_ + "xi", harmonic,
-                                                       std::move(bins), 1.0 / vol_k);
+    excitation = std::make_shared<SeparableExcitation>(normalized_amplitudes, azm, select_params,
+                                                       multi, prefix_ + "xi", harmonic,
+                                                       std::move(bins));
   }
-  // One joint transform over all sub-domains: for the separable spectrum (symmetric in every
-  // k_i) the field has the distribution of per-sub-domain transforms, at the cost of one FFT.
-  result.field_ = add_constant(compose(joint_hartley_transform(harmonic, 0, m), excitation),
+  // One Hartley transform per sub-domain, as NIFTy's chain of HarmonicTransformOperators: across
+  // sub-domains the transform factorises (cas(a) cas(b), not cas(a + b)).
+  std::vector<std::size_t> all(m);
+  for (std::size_t i = 0; i < m; ++i) all[i] = i;
+  result.field_ = add_constant(compose(hartley_transform(harmonic, all), excitation),
                                *offset_mean_);
   return result;
 }

@@ -153,7 +153,8 @@ Mkde Mkde::fit(const Eigen::MatrixXd& points, const MkdeOptions& options) {
     MaternSettings m;
     m.scale = {per_axis_scale, 0.5 * per_axis_scale};
     m.cutoff = {3.0, 2.0};
-    m.loglogslope = {-2.0, 0.5};
+    m.loglogslope = {-4.0, 1.0};
+    m.normalization = MaternNormalization::kFluctuationStd;
     if (!options.matern.empty()) m = options.matern[static_cast<std::size_t>(a)];
     const Eigen::Index n = model.cells_[a];
     padded[a] = n + static_cast<Eigen::Index>(std::ceil(padding * static_cast<double>(n)));

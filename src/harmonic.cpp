@@ -125,7 +125,7 @@ std::shared_ptr<const R2CPlan> cached_r2c_plan(const std::vector<int>& dims, Eig
   return shared;
 }
 
-/// The Hartley transform of the middle factor of (outer, grid, inner), as Re F - Im F of an r2c
+/// The Hartley transform of the middle factor of (outer, grid, inner), as Re F + Im F of an r2c
 /// DFT over the grid's axes (strided by inner, `inner` transforms per plan execution), filling the
 /// second half of the spectrum from Hermitian symmetry. Every mode is the cas matrix times a
 /// volume: times and adjoint the domain factor's cell volume, the inverses the target's.
@@ -217,8 +217,8 @@ class HartleyOperator final : public LinearOperator {
         const Eigen::Index mirror = mirror_index_[static_cast<std::size_t>(c)] * inner_;
         const std::complex<double>* f = spectrum.data() + c * inner_;
         for (Eigen::Index i = 0; i < inner_; ++i) {
-          y[full + i] = factor * (f[i].real() - f[i].imag());
-          y[mirror + i] = factor * (f[i].real() + f[i].imag());
+          y[full + i] = factor * (f[i].real() + f[i].imag());
+          y[mirror + i] = factor * (f[i].real() - f[i].imag());
         }
       }
     }

@@ -14,9 +14,10 @@
 /// The harmonic transform is the real-to-real Hartley transform. With vol the cell volume of the
 /// side transformed *from*,
 ///
-///     (H x)(k) = vol * sum_j x_j cas(2 pi sum_i k_i j_i / n_i),   cas(t) = cos(t) + sin(t),
+///     (H x)(k) = vol * sum_j x_j cas(2 pi sum_i k_i j_i / n_i),   cas(t) = cos(t) - sin(t),
 ///
-/// i.e. H x = Re(F x) - Im(F x) with F the unnormalised multi-dimensional DFT (exp(-i ...)). From
+/// i.e. H x = Re(F x) + Im(F x) with F the unnormalised multi-dimensional DFT (exp(-i ...)): NIFTy
+/// 8's default ("non_canonical_hartley"; the canonical cos + sin is its mirror k -> -k). From
 /// the position side vol = vol_x = prod dx_i, so H approximates the continuous integral
 /// int x(r) cas(2 pi k r) dr; from the harmonic side vol = vol_k = prod dk_i. Since
 /// vol_x vol_k n = 1 (n the number of pixels) and C^2 = n with C the cas matrix, the transform back

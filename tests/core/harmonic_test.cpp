@@ -129,7 +129,7 @@ Eigen::VectorXd direct_hartley(const std::vector<Eigen::Index>& shape, double vo
       for (std::size_t a = 0; a < shape.size(); ++a)
         phase += static_cast<double>(mk[a] * mj[a]) / static_cast<double>(shape[a]);
       phase *= 2.0 * std::numbers::pi;
-      out[k] += x[j] * (std::cos(phase) + std::sin(phase));
+      out[k] += x[j] * (std::cos(phase) - std::sin(phase));
     }
   }
   return volume * out;

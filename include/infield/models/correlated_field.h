@@ -1,44 +1,50 @@
 #pragma once
 /// @file models/correlated_field.h
 /// @brief Correlated fields: Gaussian random fields on periodic regular grids whose power spectrum
-/// is itself inferred, built from standard-normal excitations (the model of NIFTy's
-/// CorrelatedFieldMaker, written for Infield).
+/// is itself inferred, built from standard-normal excitations. The model is NIFTy 8's
+/// `CorrelatedFieldMaker` (nifty8/library/correlated_fields.py, v8.5.7), written anew for
+/// Infield's operators: the same excitation keys and shapes give the same field and the same power
+/// spectrum (tests/models/correlated_field_nifty_test.cpp checks NIFTy's own outputs to 1e-10).
 ///
-/// Generative story, for sub-domains (regular grids) g_1, ..., g_m with harmonic partners h_i:
+/// Generative story, for sub-domains (regular grids) g_1, ..., g_m of total volumes V_i with
+/// harmonic partners h_i (cell volumes 1 / V_i):
 ///
-///     s = offset_mean + C (A .* xi),
+///     s = offset_mean + H_1 ... H_m (A .* xi),
 ///
-/// with xi ~ N(0, 1) on the harmonic tuple (h_1, ..., h_m), C the unnormalised Hartley (cas)
-/// matrix of the tuple taken as one grid (C = joint_hartley_transform / vol_k, see harmonic.h;
-/// the amplitude below is symmetric in every k_i, so this gives the fields of per-sub-domain
-/// transforms in distribution, with one FFT), and the amplitude
+/// with xi ~ N(0, 1) on the harmonic tuple (h_1, ..., h_m), H_i the Hartley transform of sub-domain
+/// i from its harmonic side (harmonic.h: 1 / V_i times the cas matrix, cas = cos - sin as NIFTy's;
+/// the transforms act per sub-domain, so across sub-domains they factorise), and
 ///
-///     A(k_1, ..., k_m) = azm                        if every k_i = 0 (the zero mode),
-///     A(k_1, ..., k_m) = r_1(|k_1|) ... r_m(|k_m|)  otherwise,
+///     A(k_1, ..., k_m) = azm * n_1(|k_1|) ... n_m(|k_m|),
+///     n_i(0) = V_i,   n_i(k) = a_i(k) / azm  for k != 0    (NIFTy's normalised amplitudes),
 ///
-/// where azm (the zero mode's standard deviation) has a log-normal prior and every sub-domain's
-/// amplitude spectrum r_i lives on its PowerSpace with r_i(0) = 1. Because C is unnormalised, the
-/// spatial average of the field's variance is sum_k A(k)^2 whatever the pixel volumes, and a
-/// renormalised spectrum (below) with fluctuations sigma gives sum_{k != 0} r(k)^2 = sigma^2 for
-/// one sub-domain: `fluctuations` is the standard deviation of the field around its mean.
+/// where azm (the zero mode's standard deviation) has a log-normal prior and a_i is sub-domain i's
+/// amplitude on its PowerSpace. For one sub-domain this is A(0) = V azm, A(k) = a(k): the field is
+/// offset + azm xi_0 plus fluctuations of amplitude a(k) / V per mode. For a product, modes with
+/// j >= 2 non-zero k_i carry a factor azm^(1 - j): the amplitudes are relative to the zero mode
+/// (so a product's fluctuations grow as the zero mode's prior std shrinks; see
+/// docs/correlated-fields.md for choosing priors).
 ///
-/// Two amplitude models are offered per sub-domain:
-///  - non-parametric (add_fluctuations): log r(k) = slope * log(k / k_1) + w(log k) with w an
-///    integrated Wiener process (a random walk of the slope, integrated; strength flexibility)
-///    plus a random walk of log r itself (roughness; asperity), its linear trend removed, then renormalised: r = fluctuations * e^{log r} / sqrt(sum_{k != 0}
-///    e^{2 log r}). `loglogavgslope` is the slope of log r (of the amplitude; the power spectrum
-///    r^2 falls with twice that slope). This is the model of NIFTy 8's CorrelatedFieldMaker (for
-///    one sub-domain; products are normalised as described above).
-///  - Matérn (add_matern_fluctuations): r(k) = scale * (1 + (k / cutoff)^2)^(loglogslope / 2),
-///    either renormalised as above (scale is then the fluctuations' standard deviation) or, with
-///    renormalize = false, read as a continuous power spectral density P(k) = r(k)^2 and discretised
-///    as r(k) sqrt(vol_k) so that sum_k r^2 vol_k approximates the integral of P (one sub-domain
-///    only: in a product the r_i(0) = 1 convention would not fit a density, so finalize() rejects
-///    it).
+/// Amplitude models per sub-domain (a(0) = V, unused by the field):
+///  - non-parametric (add_fluctuations, NIFTy's `add_fluctuations`): the log power spectrum
+///        x(k) = loglogavgslope * (log k - log k_1) + w(log k),
+///    w an integrated Wiener process of strength `flexibility` (a random walk of the slope,
+///    integrated) plus, scaled by `asperity`, a random walk of x itself, its linear trend removed;
+///    then a(k) = V fluctuations sqrt(e^{x(k)} / sum_{k' != 0} e^{x(k')}) (the sum over harmonic
+///    pixels). So `loglogavgslope` is the slope of the power spectrum, and for one sub-domain the
+///    field's variance around its mean, averaged over the box, is fluctuations^2.
+///  - Matérn (add_matern_fluctuations, NIFTy's `add_fluctuations_matern`):
+///        a(k) = sqrt(V) scale (1 + (k / cutoff)^2)^(loglogslope / 4),
+///    i.e. a continuous power spectral density scale^2 (1 + (k / cutoff)^2)^(loglogslope / 2)
+///    (`loglogslope` is its spectral index) discretised with the harmonic cell volume 1 / V;
+///    with adjust_for_volume = false, V = 1 in these formulas (as NIFTy). The variant
+///    MaternNormalization::kFluctuationStd (Infield's, not NIFTy's) renormalises the same shape as
+///    the non-parametric model, so that `scale` is the fluctuations' standard deviation.
 ///
 /// Every parameter has a prior given as the (mean, std) of the parameter itself and realised by the
 /// prior transforms from a standard-normal excitation (log-normal for positive parameters, normal
-/// for slopes), so MGVI sees a white N(0, 1) prior on every input.
+/// for slopes; NIFTy's LognormalTransform and NormalTransform), so MGVI sees a white N(0, 1) prior
+/// on every input.
 ///
 /// Excitation keys (a MultiDomain, sorted by name): prefix + "xi" (the harmonic tuple),
 /// prefix + "zeromode"; per sub-domain with name N: prefix + N + "fluctuations",
@@ -61,33 +67,48 @@ struct PriorMoments {
   double std = 1.0;
 };
 
-/// The non-parametric amplitude (NIFTy's correlated-field spectrum). Defaults are NIFTy's demo
-/// values (the cf2d benchmark).
+/// The non-parametric amplitude (NIFTy's `add_fluctuations`). Defaults are NIFTy's
+/// getting_started_3 values (the cf2d benchmark).
 struct FluctuationSettings {
   /// Standard deviation of the field's fluctuations (log-normal).
   PriorMoments fluctuations{1.0, 0.8};
-  /// Strength of the integrated-Wiener-process deviations from a power law (log-normal); nullopt
-  /// gives a pure power law (then asperity must be nullopt too).
+  /// Strength of the integrated-Wiener-process deviations of the log power spectrum from a power
+  /// law (log-normal); nullopt gives a pure power law (then asperity must be nullopt too).
   std::optional<PriorMoments> flexibility = PriorMoments{2.0, 1.0};
   /// Roughness (random-walk part) of those deviations (log-normal); nullopt disables it.
   std::optional<PriorMoments> asperity = PriorMoments{0.5, 0.4};
-  /// Average slope of log r over log k (normal).
+  /// Average slope of the log power spectrum over log k (normal): -3 is a power falling as k^-3.
   PriorMoments loglogavgslope{-3.0, 1.0};
   /// Throws InvalidArgument naming a bad entry.
   void validate() const;
 };
 
-/// The Matérn amplitude r(k) = scale (1 + (k / cutoff)^2)^(loglogslope / 2).
+/// How a Matérn spectrum's `scale` is read.
+enum class MaternNormalization {
+  /// NIFTy's `add_fluctuations_matern`: scale^2 (1 + (k / cutoff)^2)^(loglogslope / 2) is a
+  /// continuous power spectral density, discretised with the harmonic cell volume.
+  kSpectralDensity,
+  /// Infield's variant: the same shape renormalised over the modes k != 0 (as the non-parametric
+  /// model), so that `scale` is the standard deviation of the field's fluctuations whatever the
+  /// grid and the cutoff.
+  kFluctuationStd,
+};
+
+/// The Matérn amplitude a(k) = scale (1 + (k / cutoff)^2)^(loglogslope / 4) (see the file comment).
 struct MaternSettings {
-  /// Amplitude scale (log-normal); with renormalize, the fluctuations' standard deviation.
+  /// Amplitude scale (log-normal); see `normalization`.
   PriorMoments scale{1.0, 0.5};
   /// Cutoff frequency in k units (cycles per unit length, log-normal): below it the spectrum is
   /// flat, above it a power law.
   PriorMoments cutoff{4.0, 2.0};
-  /// Slope of log r over log k well above the cutoff (normal).
-  PriorMoments loglogslope{-2.0, 0.5};
-  /// See the file comment.
-  bool renormalize = true;
+  /// Spectral index of the power spectrum well above the cutoff (normal): -4 is a power falling
+  /// as k^-4.
+  PriorMoments loglogslope{-4.0, 1.0};
+  MaternNormalization normalization = MaternNormalization::kSpectralDensity;
+  /// NIFTy's `adjust_for_volume` (kSpectralDensity only): the spectrum's parameters are relative to
+  /// the unit box whatever the grid's volume V; false takes them as already adjusted (V = 1 in the
+  /// formulas of the file comment).
+  bool adjust_for_volume = true;
   void validate() const;
 };
 
@@ -99,11 +120,16 @@ class CorrelatedField {
   const MultiDomain& excitations() const { return excitations_; }
   /// The tuple of the sub-domain grids.
   const DomainTuple& target() const { return target_; }
-  std::size_t subdomains() const { return amplitudes_.size(); }
-  /// Excitations -> r_i on PowerSpace i (r_i(0) = 1; see the file comment).
-  const OperatorPtr& amplitude(std::size_t i) const;
-  /// Excitations -> r_i^2 on PowerSpace i.
-  OperatorPtr power_spectrum(std::size_t i) const;
+  std::size_t subdomains() const { return normalized_amplitudes_.size(); }
+  /// Excitations -> n_i on PowerSpace i, NIFTy's `get_normalized_amplitudes()[i]`: bin 0 holds the
+  /// sub-domain's volume V_i, the others a_i(k) / azm (see the file comment).
+  const OperatorPtr& normalized_amplitude(std::size_t i) const;
+  /// Excitations -> NIFTy's `amplitude` of a field with one sub-domain: azm n_1, i.e. V azm at
+  /// k = 0 and a(k) elsewhere. Throws InvalidArgument for a product (as NIFTy: only the relative
+  /// scales of a product's amplitudes are defined).
+  OperatorPtr amplitude() const;
+  /// Excitations -> amplitude()^2 (NIFTy's `power_spectrum`), one sub-domain only.
+  OperatorPtr power_spectrum() const;
   /// The PowerSpace of sub-domain i.
   const DomainPtr& power_space(std::size_t i) const;
   /// Excitations -> azm (scalar), the zero mode's standard deviation.
@@ -114,7 +140,8 @@ class CorrelatedField {
   OperatorPtr field_;
   MultiDomain excitations_;
   DomainTuple target_;
-  std::vector<OperatorPtr> amplitudes_;
+  std::vector<OperatorPtr> normalized_amplitudes_;
+  OperatorPtr amplitude_;  // one sub-domain only
   std::vector<DomainPtr> power_spaces_;
   OperatorPtr zero_mode_std_;
 };
@@ -132,7 +159,7 @@ class CorrelatedFieldMaker {
   /// prefixes its parameter keys and must differ between sub-domains.
   CorrelatedFieldMaker& add_fluctuations(DomainPtr grid, const FluctuationSettings& settings,
                                          std::string name = "");
-  /// Adds a sub-domain with the Matérn amplitude.
+  /// Adds a sub-domain with the Matérn amplitude (NIFTy's add_fluctuations_matern).
   CorrelatedFieldMaker& add_matern_fluctuations(DomainPtr grid, const MaternSettings& settings,
                                                 std::string name = "");
   /// The field's mean and the log-normal prior of the zero mode's standard deviation.

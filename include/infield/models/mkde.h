@@ -51,12 +51,16 @@ struct MkdeOptions {
   /// Prior mean of the total standard deviation of the log-density around its mean; sets the
   /// default Matérn scale per axis (mean sqrt((1 + log_density_std^2)^(1/D) - 1), std half that).
   double log_density_std = 2.0;
-  /// Per-axis Matérn priors; when empty, the defaults: scale from log_density_std, cutoff
-  /// (mean 3, std 2) cycles per box, loglogslope (mean -2, std 0.5), i.e. a power spectrum that
+  /// Per-axis Matérn priors; when empty, the defaults: scale from log_density_std (normalised
+  /// as the fluctuations' standard deviation, MaternNormalization::kFluctuationStd), cutoff
+  /// (mean 3, std 2) cycles per box, loglogslope (mean -4, std 1), i.e. a power spectrum that
   /// falls as k^-4 above the cutoff (Matérn smoothness 3/2 in 1D).
   std::vector<MaternSettings> matern;
-  /// Zero mode's standard deviation around the offset log(points / cells).
-  PriorMoments zero_mode_std{0.5, 0.3};
+  /// Zero mode's standard deviation around the offset log(points / cells). In a product of
+  /// spectra (D >= 2) the modes that vary along several axes scale with powers of 1 / azm
+  /// (correlated_field.h), so the default pins azm at 1: the variance of the log-density around
+  /// its mean is then prod_i (1 + scale_i^2) - 1, and the mean itself is offset plus a N(0, 1) shift.
+  PriorMoments zero_mode_std{1.0, 0.01};
   /// MGVI schedule.
   int global_iterations = 5;
   int sample_pairs = 5;
