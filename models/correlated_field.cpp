@@ -195,12 +195,46 @@ class SeparableExcitation final : public Operator {
         fn(bins_[i][static_cast<std::size_t>(q)], (o * n + q) * inner, inner);
   }
 
+  /// y[p] op= v[bin_i(p)] for every pixel p: `combine(y_p, v_b)`. Where sub-domain i is the
+  /// innermost (blocks of one pixel: one sub-domain, or the last axis of a product) a direct
+  /// gather loop, not a block per pixel.
+  template <typename Combine>
+  void spread(std::size_t i, const Eigen::VectorXd& v, VectorRef y, Combine combine) const {
+    if (inner_[i] == 1) {
+      const Eigen::Index n = extents_[i];
+      const Eigen::Index* bins = bins_[i].data();
+      double* out = y.data();
+      const double* values = v.data();
+      for (Eigen::Index o = 0; o < outer_[i]; ++o, out += n)
+        for (Eigen::Index q = 0; q < n; ++q) combine(out[q], values[bins[q]]);
+      return;
+    }
+    for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
+      for (Eigen::Index k = off; k < off + len; ++k) combine(y[k], v[b]);
+    });
+  }
+
+  /// g[b] = sum over the pixels of bin b of sub-domain i of w (the adjoint of spread).
+  Eigen::VectorXd bin_sums(std::size_t i, const Eigen::VectorXd& w, Eigen::Index bins) const {
+    Eigen::VectorXd g = Eigen::VectorXd::Zero(bins);
+    if (inner_[i] == 1) {
+      const Eigen::Index n = extents_[i];
+      const Eigen::Index* bin = bins_[i].data();
+      const double* in = w.data();
+      for (Eigen::Index o = 0; o < outer_[i]; ++o, in += n)
+        for (Eigen::Index q = 0; q < n; ++q) g[bin[q]] += in[q];
+      return g;
+    }
+    for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
+      g[b] += w.segment(off, len).sum();
+    });
+    return g;
+  }
+
   Eigen::VectorXd amplitude(const std::vector<Eigen::VectorXd>& n, double azm) const {
     Eigen::VectorXd a = Eigen::VectorXd::Constant(target().size(), azm);
     for (std::size_t i = 0; i < n.size(); ++i)
-      for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
-        a.segment(off, len) *= n[i][b];
-      });
+      spread(i, n[i], a, [](double& y, double v) { y *= v; });
     return a;
   }
 
@@ -229,21 +263,20 @@ class SeparableExcitationJacobian final : public LinearOperator {
 
   void apply_times(ConstVectorRef v, VectorRef out) const override {
     const Eigen::VectorXd dparams = op_->select()->evaluate(v);
-    out.setZero();
     for (std::size_t i = 0; i < r_.size(); ++i) {
       Eigen::VectorXd ratio(r_[i].size());
       jr_[i]->apply_times(dparams, ratio);
       ratio.array() /= r_[i].array();
-      op_->for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
-        out.segment(off, len).array() += ratio[b];
-      });
+      if (i == 0)
+        op_->spread(i, ratio, out, [](double& y, double v) { y = v; });
+      else
+        op_->spread(i, ratio, out, [](double& y, double v) { y += v; });
     }
     Eigen::VectorXd dazm(1);
     jazm_->apply_times(dparams, dazm);
-    // dA = A .* (dazm / azm + sum_i ratio_i), then d(A .* xi) = dA .* xi + A .* dxi.
-    out.array() += dazm[0] / azm_;
-    out.array() *= a_.array();
-    out.array() = out.array() * xi_.array() + a_.array() * op_->xi(v).array();
+    // dA = A .* (dazm / azm + sum_i ratio_i), then d(A .* xi) = dA .* xi + A .* dxi (one pass).
+    out.array() =
+        a_.array() * ((out.array() + dazm[0] / azm_) * xi_.array() + op_->xi(v).array());
   }
 
   void apply_adjoint(ConstVectorRef u, VectorRef out) const override {
@@ -254,10 +287,7 @@ class SeparableExcitationJacobian final : public LinearOperator {
     jazm_->apply_adjoint(Eigen::VectorXd::Constant(1, w.sum() / azm_), gparams);
     Eigen::VectorXd tmp(params.size());
     for (std::size_t i = 0; i < r_.size(); ++i) {
-      Eigen::VectorXd g = Eigen::VectorXd::Zero(r_[i].size());
-      op_->for_blocks(i, [&](Eigen::Index b, Eigen::Index off, Eigen::Index len) {
-        g[b] += w.segment(off, len).sum();
-      });
+      Eigen::VectorXd g = op_->bin_sums(i, w, r_[i].size());
       g.array() /= r_[i].array();
       jr_[i]->apply_adjoint(g, tmp);
       gparams += tmp;
@@ -567,20 +597,13 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
     result.power_spaces_.push_back(power_spaces[i]);
   }
 
-  // The amplitude A on the harmonic tuple times xi.
-  OperatorPtr excitation;
-  if (m == 1) {
-    // A = azm n = a with bin 0 replaced by a(0) azm, formed on the power space and distributed
-    // (cheaper than on the grid).
-    OperatorPtr spread = compose(power_distributor(harmonic, 0), result.amplitude_);
-    excitation = multiply(spread, field_adapter(multi, prefix_ + "xi"));
-  } else {
-    std::vector<std::vector<Eigen::Index>> bins;
-    for (std::size_t i = 0; i < m; ++i) bins.push_back(power_spaces[i]->pixel_bins());
-    excitation = std::make_shared<SeparableExcitation>(normalized_amplitudes, azm, select_params,
-                                                       multi, prefix_ + "xi", harmonic,
-                                                       std::move(bins));
-  }
+  // The amplitude A = azm prod_i n_i on the harmonic tuple times xi, in one pass per sub-domain
+  // (for one sub-domain: a gather from its power space).
+  std::vector<std::vector<Eigen::Index>> bins;
+  for (std::size_t i = 0; i < m; ++i) bins.push_back(power_spaces[i]->pixel_bins());
+  const OperatorPtr excitation = std::make_shared<SeparableExcitation>(
+      normalized_amplitudes, azm, select_params, multi, prefix_ + "xi", harmonic,
+      std::move(bins));
   // One Hartley transform per sub-domain, as NIFTy's chain of HarmonicTransformOperators: across
   // sub-domains the transform factorises (cas(a) cas(b), not cas(a + b)).
   std::vector<std::size_t> all(m);

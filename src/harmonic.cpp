@@ -181,6 +181,12 @@ class HartleyOperator final : public LinearOperator {
       mirror_index_[static_cast<std::size_t>(c)] = mirror;
     }
 
+    rows_ = complex_size_ / half_last;
+    last_ = last;
+    for (Eigen::Index r = 0; r < rows_; ++r) {
+      row_full_.push_back(full_index_[static_cast<std::size_t>(r * half_last)]);
+      row_mirror_.push_back(mirror_index_[static_cast<std::size_t>(r * half_last)]);
+    }
     plan_ = cached_r2c_plan(dims, inner_, fn, domain);
   }
 
@@ -212,6 +218,23 @@ class HartleyOperator final : public LinearOperator {
       // r2c with FFTW_PRESERVE_INPUT reads its input only.
       fftw_execute_dft_r2c(plan_->get(), const_cast<double*>(x.data() + o * block), spec);
       double* y = out.data() + o * block;
+      if (inner_ == 1) {
+        // Row by row over the half spectrum: row r's entries go forward into their row of the
+        // full spectrum and backward into the mirrored row (the last axis folds as n - j).
+        const Eigen::Index half = complex_size_ / rows_;
+        for (Eigen::Index r = 0; r < rows_; ++r) {
+          const std::complex<double>* f = spectrum.data() + r * half;
+          double* yf = y + row_full_[static_cast<std::size_t>(r)];
+          double* ym = y + row_mirror_[static_cast<std::size_t>(r)];
+          yf[0] = factor * (f[0].real() + f[0].imag());
+          ym[0] = factor * (f[0].real() - f[0].imag());
+          for (Eigen::Index j = 1; j < half; ++j) {
+            yf[j] = factor * (f[j].real() + f[j].imag());
+            ym[last_ - j] = factor * (f[j].real() - f[j].imag());
+          }
+        }
+        continue;
+      }
       for (Eigen::Index c = 0; c < complex_size_; ++c) {
         const Eigen::Index full = full_index_[static_cast<std::size_t>(c)] * inner_;
         const Eigen::Index mirror = mirror_index_[static_cast<std::size_t>(c)] * inner_;
@@ -229,6 +252,9 @@ class HartleyOperator final : public LinearOperator {
   Eigen::Index outer_ = 1, inner_ = 1, n_ = 1, complex_size_ = 1;
   std::vector<Eigen::Index> full_index_;
   std::vector<Eigen::Index> mirror_index_;
+  // Rows of the half spectrum (all axes but the last): where each row and its mirror start.
+  Eigen::Index rows_ = 1, last_ = 1;
+  std::vector<Eigen::Index> row_full_, row_mirror_;
   std::shared_ptr<const R2CPlan> plan_;
 };
 
