@@ -303,6 +303,34 @@ TEST(HartleySubset, TransformsSeveralDomainsInAnyOrder) {
   EXPECT_THROW(hartley_transform(domain, std::vector<std::size_t>{1}), InvalidArgument);
 }
 
+TEST(HartleySubset, ConsecutiveOneDimensionalGridsEqualTheComposedTransforms) {
+  // One FFTW plan over several 1D grids (FFTW's separable DHT, read at -k) must equal the
+  // per-grid transforms composed, with batches before and after, from either side.
+  for (const DomainTuple& domain :
+       {DomainTuple{regular_grid({6}, {0.5}), regular_grid({5}, {0.3})},
+        DomainTuple{unstructured(3), regular_grid({6}, {0.5}), regular_grid({7}),
+                    regular_grid({4}, {0.25}), unstructured(2)}}) {
+    const std::size_t first = domain.rank() == 2 ? 0 : 1;
+    const std::size_t count = domain.rank() == 2 ? 2 : 3;
+    std::vector<std::size_t> indices;
+    for (std::size_t i = first; i < first + count; ++i) indices.push_back(i);
+    const auto fast = hartley_transform(domain, indices);
+    EXPECT_EQ(fast->name(), "SeparableHartleyOperator");
+    LinearOperatorPtr composed = hartley_transform(domain, first);
+    for (std::size_t i = first + 1; i < first + count; ++i)
+      composed = compose(hartley_transform(composed->target().tuple(), i), composed);
+    EXPECT_THAT(*fast, IsConsistentLinearOperatorWith(LinearCheckOptions{1e-9, 3, 42}));
+    ASSERT_EQ(fast->target(), composed->target());
+    const Field x(domain, random_vector(domain.size(), 35));
+    const Field y = composed->times(x);
+    EXPECT_LE((fast->times(x).values() - y.values()).norm(), 1e-12 * y.values().norm());
+    const Field u(fast->target(), random_vector(domain.size(), 36));
+    EXPECT_LE((fast->adjoint_times(u).values() - composed->adjoint_times(u).values()).norm(),
+              1e-12 * u.values().norm());
+    EXPECT_LE((fast->inverse_times(y).values() - x.values()).norm(), 1e-12 * x.values().norm());
+  }
+}
+
 TEST(JointHartley, IsTheTransformOfTheConcatenatedGrid) {
   // Two 1D grids transformed jointly equal the 2D grid's transform of the same values.
   const DomainTuple pair{unstructured(2), regular_grid({6}, {0.5}), regular_grid({4}, {0.25})};
