@@ -10,6 +10,7 @@
 #include <mutex>
 #include <numeric>
 #include <sstream>
+#include <tuple>
 
 #include "infield/error.h"
 
@@ -95,27 +96,45 @@ class R2CPlan {
   fftw_plan plan_;
 };
 
-/// Plans are cached per (dims, inner) for the life of the process and shared by every operator of
-/// that geometry, so building operators repeatedly (one model per sample, per test) plans once.
-std::shared_ptr<const R2CPlan> cached_r2c_plan(const std::vector<int>& dims, Eigen::Index inner,
-                                               std::string_view fn, const DomainTuple& domain) {
+/// Plans are cached per (dims, outer, inner) for the life of the process and shared by every
+/// operator of that geometry, so building operators repeatedly (one model per sample, per test)
+/// plans once. One plan transforms all `outer` x `inner` batches (FFTW's guru interface), so a
+/// transform over the last axes of a tuple is one execution, not one per outer index.
+std::shared_ptr<const R2CPlan> cached_r2c_plan(const std::vector<int>& dims, Eigen::Index outer,
+                                               Eigen::Index inner, std::string_view fn,
+                                               const DomainTuple& domain) {
   // The mutex is constructed before the cache, so it outlives the plans destroyed at exit.
   std::mutex& planner = fftw_planner_mutex();
-  static std::map<std::pair<std::vector<int>, Eigen::Index>, std::shared_ptr<const R2CPlan>> cache;
+  using Key = std::tuple<std::vector<int>, Eigen::Index, Eigen::Index>;
+  static std::map<Key, std::shared_ptr<const R2CPlan>> cache;
   std::unique_lock<std::mutex> lock(planner);
-  auto key = std::make_pair(dims, inner);
+  Key key{dims, outer, inner};
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   Eigen::Index n = 1;
   for (int d : dims) n *= d;
-  const Eigen::Index complex_size = n / dims.back() * (dims.back() / 2 + 1);
+  const Eigen::Index half = dims.back() / 2 + 1;
+  const Eigen::Index complex_size = n / dims.back() * half;
+  // Axis strides: the real input in C order, the half spectrum likewise with `half` on the last
+  // axis; both times inner (the batch inside).
+  const int rank = static_cast<int>(dims.size());
+  std::vector<fftw_iodim> axes(dims.size());
+  Eigen::Index in_stride = inner, out_stride = inner;
+  for (int a = rank; a-- > 0;) {
+    const auto extent = static_cast<Eigen::Index>(dims[static_cast<std::size_t>(a)]);
+    axes[static_cast<std::size_t>(a)] = {static_cast<int>(extent), static_cast<int>(in_stride),
+                                         static_cast<int>(out_stride)};
+    in_stride *= extent;
+    out_stride *= a == rank - 1 ? half : extent;
+  }
+  const fftw_iodim batches[2] = {
+      {static_cast<int>(outer), static_cast<int>(n * inner), static_cast<int>(complex_size * inner)},
+      {static_cast<int>(inner), 1, 1}};
   // FFTW_ESTIMATE does not touch the arrays; plans are executed with new arrays, so
   // FFTW_UNALIGNED since callers' vectors may have any alignment.
-  double* in = fftw_alloc_real(static_cast<std::size_t>(n * inner));
-  fftw_complex* out = fftw_alloc_complex(static_cast<std::size_t>(complex_size * inner));
-  const int stride = static_cast<int>(inner);
-  fftw_plan plan = fftw_plan_many_dft_r2c(
-      static_cast<int>(dims.size()), dims.data(), stride, in, nullptr, stride, 1, out, nullptr,
-      stride, 1, FFTW_ESTIMATE | FFTW_UNALIGNED | FFTW_PRESERVE_INPUT);
+  double* in = fftw_alloc_real(static_cast<std::size_t>(n * inner * outer));
+  fftw_complex* out = fftw_alloc_complex(static_cast<std::size_t>(complex_size * inner * outer));
+  fftw_plan plan = fftw_plan_guru_dft_r2c(rank, axes.data(), 2, batches, in, out,
+                                          FFTW_ESTIMATE | FFTW_UNALIGNED | FFTW_PRESERVE_INPUT);
   fftw_free(in);
   fftw_free(out);
   check_argument(plan != nullptr, fn, "domain",
@@ -187,7 +206,9 @@ class HartleyOperator final : public LinearOperator {
       row_full_.push_back(full_index_[static_cast<std::size_t>(r * half_last)]);
       row_mirror_.push_back(mirror_index_[static_cast<std::size_t>(r * half_last)]);
     }
-    plan_ = cached_r2c_plan(dims, inner_, fn, domain);
+    check_argument(n_ * inner_ <= int_max / outer_, fn, "domain",
+                   "is too large for FFTW's int interface: " + domain.to_string());
+    plan_ = cached_r2c_plan(dims, outer_, inner_, fn, domain);
   }
 
   unsigned capabilities() const override {
@@ -211,19 +232,20 @@ class HartleyOperator final : public LinearOperator {
   void transform(ConstVectorRef x, VectorRef out, double factor) const {
     // One buffer per thread, reused: transforms run inside CG loops.
     thread_local std::vector<std::complex<double>> spectrum;
-    spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_));
-    auto* spec = reinterpret_cast<fftw_complex*>(spectrum.data());
+    spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_ * outer_));
+    // r2c with FFTW_PRESERVE_INPUT reads its input only; one execution for all batches.
+    fftw_execute_dft_r2c(plan_->get(), const_cast<double*>(x.data()),
+                         reinterpret_cast<fftw_complex*>(spectrum.data()));
     const Eigen::Index block = n_ * inner_;
     for (Eigen::Index o = 0; o < outer_; ++o) {
-      // r2c with FFTW_PRESERVE_INPUT reads its input only.
-      fftw_execute_dft_r2c(plan_->get(), const_cast<double*>(x.data() + o * block), spec);
+      const std::complex<double>* block_spectrum = spectrum.data() + o * complex_size_ * inner_;
       double* y = out.data() + o * block;
       if (inner_ == 1) {
         // Row by row over the half spectrum: row r's entries go forward into their row of the
         // full spectrum and backward into the mirrored row (the last axis folds as n - j).
         const Eigen::Index half = complex_size_ / rows_;
         for (Eigen::Index r = 0; r < rows_; ++r) {
-          const std::complex<double>* f = spectrum.data() + r * half;
+          const std::complex<double>* f = block_spectrum + r * half;
           double* yf = y + row_full_[static_cast<std::size_t>(r)];
           double* ym = y + row_mirror_[static_cast<std::size_t>(r)];
           yf[0] = factor * (f[0].real() + f[0].imag());
@@ -238,7 +260,7 @@ class HartleyOperator final : public LinearOperator {
       for (Eigen::Index c = 0; c < complex_size_; ++c) {
         const Eigen::Index full = full_index_[static_cast<std::size_t>(c)] * inner_;
         const Eigen::Index mirror = mirror_index_[static_cast<std::size_t>(c)] * inner_;
-        const std::complex<double>* f = spectrum.data() + c * inner_;
+        const std::complex<double>* f = block_spectrum + c * inner_;
         for (Eigen::Index i = 0; i < inner_; ++i) {
           y[full + i] = factor * (f[i].real() + f[i].imag());
           y[mirror + i] = factor * (f[i].real() - f[i].imag());
@@ -258,77 +280,60 @@ class HartleyOperator final : public LinearOperator {
   std::shared_ptr<const R2CPlan> plan_;
 };
 
-/// Plans of separable multi-dimensional DHTs (FFTW_DHT along every axis), cached as the r2c ones.
-std::shared_ptr<const R2CPlan> cached_dht_plan(const std::vector<int>& dims, Eigen::Index inner,
-                                               std::string_view fn, const DomainTuple& domain) {
-  std::mutex& planner = fftw_planner_mutex();
-  static std::map<std::pair<std::vector<int>, Eigen::Index>, std::shared_ptr<const R2CPlan>> cache;
-  std::unique_lock<std::mutex> lock(planner);
-  auto key = std::make_pair(dims, inner);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  Eigen::Index n = 1;
-  for (int d : dims) n *= d;
-  double* in = fftw_alloc_real(static_cast<std::size_t>(n * inner));
-  double* out = fftw_alloc_real(static_cast<std::size_t>(n * inner));
-  const int stride = static_cast<int>(inner);
-  const std::vector<fftw_r2r_kind> kinds(dims.size(), FFTW_DHT);
-  fftw_plan plan = fftw_plan_many_r2r(static_cast<int>(dims.size()), dims.data(), stride, in,
-                                      nullptr, stride, 1, out, nullptr, stride, 1, kinds.data(),
-                                      FFTW_ESTIMATE | FFTW_UNALIGNED | FFTW_PRESERVE_INPUT);
-  fftw_free(in);
-  fftw_free(out);
-  check_argument(plan != nullptr, fn, "domain",
-                 "FFTW could not plan a transform for " + domain.to_string());
-  auto shared = std::make_shared<const R2CPlan>(plan);
-  cache.emplace(std::move(key), shared);
-  return shared;
-}
-
-/// The composition of the Hartley transforms of consecutive one-dimensional domains
-/// first .. first + count - 1 (a separable product of cas matrices, cas(a) cas(b), as the
-/// per-domain transforms give), by one FFTW plan over all their axes: FFTW's multi-dimensional DHT
-/// is this separable product with cas = cos + sin, so the result is read at the mirrored index
-/// (k_i -> -k_i on every axis) for cos - sin. One plan instead of one strided pass per domain.
-class SeparableHartleyOperator final : public LinearOperator {
+/// The composition of the Hartley transforms of two consecutive domains (the separable product
+/// cas(a) cas(b) of their cas matrices, as the per-domain transforms give) from one r2c transform
+/// over the axes of both: with F the DFT, a the first domain's phase and b the second's,
+/// cas(a) cas(b) = cos(a - b) - sin(a + b), so the result at (k1, k2) is
+/// Re F(k1, -k2) + Im F(k1, k2) = Re F(-k1, k2) + Im F(k1, k2), and at (k1, -k2)
+/// Re F(k1, k2) - Im F(-k1, k2): both from the half spectrum. Half the time of two strided passes.
+class PairHartleyOperator final : public LinearOperator {
  public:
-  SeparableHartleyOperator(const DomainTuple& domain, const DomainTuple& target, std::size_t first,
-                           std::size_t count)
+  PairHartleyOperator(const DomainTuple& domain, const DomainTuple& target, std::size_t first)
       : LinearOperator(domain, target) {
     constexpr std::string_view fn = "hartley_transform";
-    std::vector<int> dims;
-    for (std::size_t i = 0; i < domain.rank(); ++i) {
-      if (i < first) {
-        outer_ *= domain[i]->size();
-      } else if (i >= first + count) {
-        inner_ *= domain[i]->size();
-      } else {
-        dims.push_back(static_cast<int>(domain[i]->size()));
-        n_ *= domain[i]->size();
-        forward_volume_ *= domain[i]->cell_volume();
-        backward_volume_ *= target[i]->cell_volume();
-      }
-    }
+    std::tie(outer_, std::ignore) = outer_inner(domain, first);
+    std::tie(std::ignore, inner_) = outer_inner(domain, first + 1);
+    const std::vector<Eigen::Index> s1 = domain[first]->shape(), s2 = domain[first + 1]->shape();
+    std::vector<Eigen::Index> shape = s1;
+    shape.insert(shape.end(), s2.begin(), s2.end());
+    n_ = domain[first]->size() * domain[first + 1]->size();
+    forward_volume_ = domain[first]->cell_volume() * domain[first + 1]->cell_volume();
+    backward_volume_ = target[first]->cell_volume() * target[first + 1]->cell_volume();
     constexpr auto int_max = static_cast<Eigen::Index>(std::numeric_limits<int>::max());
-    check_argument(n_ <= int_max / inner_, fn, "domain",
+    check_argument(n_ * inner_ <= int_max / outer_, fn, "domain",
                    "is too large for FFTW's int interface: " + domain.to_string());
-    mirror_.resize(static_cast<std::size_t>(n_));
-    for (Eigen::Index p = 0; p < n_; ++p) {
-      Eigen::Index rest = p, mirror = 0, scale = 1;
-      for (std::size_t a = dims.size(); a-- > 0;) {
-        const Eigen::Index extent = dims[a], j = rest % extent;
+    const Eigen::Index last = shape.back(), half = last / 2 + 1;
+    complex_size_ = n_ / last * half;
+    const std::size_t axes = shape.size(), axes1 = s1.size();
+    std::vector<Eigen::Index> multi(axes);
+    auto flat = [&](const std::vector<Eigen::Index>& m, bool half_last) {
+      Eigen::Index index = 0;
+      for (std::size_t a = 0; a < axes; ++a)
+        index = index * (half_last && a + 1 == axes ? half : shape[a]) + m[a];
+      return index;
+    };
+    for (Eigen::Index c = 0; c < complex_size_; ++c) {
+      Eigen::Index rest = c;
+      for (std::size_t a = axes; a-- > 0;) {
+        const Eigen::Index extent = a + 1 == axes ? half : shape[a];
+        multi[a] = rest % extent;
         rest /= extent;
-        mirror += ((extent - j) % extent) * scale;
-        scale *= extent;
       }
-      mirror_[static_cast<std::size_t>(p)] = mirror;
+      std::vector<Eigen::Index> neg1 = multi, neg2 = multi;
+      for (std::size_t a = 0; a < axes; ++a) {
+        const Eigen::Index mirrored = (shape[a] - multi[a]) % shape[a];
+        (a < axes1 ? neg1 : neg2)[a] = mirrored;
+      }
+      entries_.push_back({flat(neg1, true), flat(multi, false), flat(neg2, false)});
     }
-    plan_ = cached_dht_plan(dims, inner_, fn, domain);
+    std::vector<int> dims(shape.begin(), shape.end());
+    plan_ = cached_r2c_plan(dims, outer_, inner_, fn, domain);
   }
 
   unsigned capabilities() const override {
     return kTimes | kAdjointTimes | kInverseTimes | kAdjointInverseTimes;
   }
-  std::string name() const override { return "SeparableHartleyOperator"; }
+  std::string name() const override { return "PairHartleyOperator"; }
   void apply_times(ConstVectorRef x, VectorRef out) const override {
     transform(x, out, forward_volume_);
   }
@@ -343,24 +348,37 @@ class SeparableHartleyOperator final : public LinearOperator {
   }
 
  private:
+  struct Entry {
+    Eigen::Index minus_first;  // half-spectrum index of (-k1, k2)
+    Eigen::Index out;          // full index of (k1, k2)
+    Eigen::Index out_minus_second;  // full index of (k1, -k2)
+  };
+
   void transform(ConstVectorRef x, VectorRef out, double factor) const {
-    thread_local std::vector<double> buffer;
+    thread_local std::vector<std::complex<double>> spectrum;
+    spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_ * outer_));
+    fftw_execute_dft_r2c(plan_->get(), const_cast<double*>(x.data()),
+                         reinterpret_cast<fftw_complex*>(spectrum.data()));
     const Eigen::Index block = n_ * inner_;
-    buffer.resize(static_cast<std::size_t>(block));
     for (Eigen::Index o = 0; o < outer_; ++o) {
-      fftw_execute_r2r(plan_->get(), const_cast<double*>(x.data() + o * block), buffer.data());
+      const std::complex<double>* f = spectrum.data() + o * complex_size_ * inner_;
       double* y = out.data() + o * block;
-      for (Eigen::Index p = 0; p < n_; ++p) {
-        const double* from = buffer.data() + mirror_[static_cast<std::size_t>(p)] * inner_;
-        for (Eigen::Index i = 0; i < inner_; ++i) y[p * inner_ + i] = factor * from[i];
+      for (Eigen::Index c = 0; c < complex_size_; ++c) {
+        const Entry& e = entries_[static_cast<std::size_t>(c)];
+        const std::complex<double>* here = f + c * inner_;
+        const std::complex<double>* minus = f + e.minus_first * inner_;
+        for (Eigen::Index i = 0; i < inner_; ++i) {
+          y[e.out * inner_ + i] = factor * (minus[i].real() + here[i].imag());
+          y[e.out_minus_second * inner_ + i] = factor * (here[i].real() - minus[i].imag());
+        }
       }
     }
   }
 
   double forward_volume_ = 1.0;
   double backward_volume_ = 1.0;
-  Eigen::Index outer_ = 1, inner_ = 1, n_ = 1;
-  std::vector<Eigen::Index> mirror_;
+  Eigen::Index outer_ = 1, inner_ = 1, n_ = 1, complex_size_ = 1;
+  std::vector<Entry> entries_;
   std::shared_ptr<const R2CPlan> plan_;
 };
 
@@ -505,19 +523,14 @@ LinearOperatorPtr hartley_transform(const DomainTuple& domain, std::vector<std::
   std::sort(sorted.begin(), sorted.end());
   check_argument(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(), fn, "indices",
                  "must not repeat a domain");
-  // Consecutive one-dimensional grids: the separable product in one FFTW plan.
-  const bool consecutive = sorted.back() - sorted.front() + 1 == sorted.size();
-  bool one_dimensional = sorted.size() >= 2 && sorted.back() < domain.rank();
-  for (std::size_t i : sorted)
-    one_dimensional = one_dimensional && i < domain.rank() && domain[i]->shape().size() == 1;
-  if (consecutive && one_dimensional) {
+  // Two consecutive grids: their separable product from one r2c transform.
+  if (sorted.size() == 2 && sorted[1] == sorted[0] + 1 && sorted[1] < domain.rank()) {
     std::vector<DomainPtr> partners = domain.domains();
     for (std::size_t i : sorted) {
       check_transformable(domain, i, fn);
       partners[i] = harmonic_partner(domain[i]);
     }
-    return std::make_shared<SeparableHartleyOperator>(domain, DomainTuple(partners), sorted.front(),
-                                                      sorted.size());
+    return std::make_shared<PairHartleyOperator>(domain, DomainTuple(partners), sorted[0]);
   }
   LinearOperatorPtr result = hartley_transform(domain, indices[0]);
   for (std::size_t i = 1; i < indices.size(); ++i)
