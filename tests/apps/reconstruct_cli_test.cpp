@@ -150,6 +150,8 @@ TEST_F(ReconstructCli, BadInputFailsWithAClearMessage) {
   const std::vector<Case> cases = {
       {"--shape", "32,31", "--mask"},
       {"--shape", "32,x", "--shape"},
+      {"--shape", "32/32", "must be one grid"},
+      {"--slope", "-3,1/-2,1", "--slope"},
       {"--response", "cube", "--response"},
       {"--samples", "3", "--samples"},
       {"--noise-std", "0", "--noise-std"},

@@ -20,8 +20,9 @@
 /// so the Matérn cutoff's prior does not depend on the data's scale.
 ///
 /// Priors (per axis, documented defaults in MkdeOptions): the Matérn scale, cutoff and slope of
-/// every axis, and the zero mode's standard deviation. With D axes the field's variance around
-/// its mean is prod_i (1 + scale_i^2) - 1 (see correlated_field.h), so the default per-axis scale
+/// every axis, and the zero mode's standard deviation. With D axes and the zero mode's std at 1
+/// (the default) the field's variance around its mean is prod_i (1 + scale_i^2) - 1 (see
+/// correlated_field.h), so the default per-axis scale
 /// is chosen to give a total standard deviation of the log-density of `log_density_std` whatever D.
 
 #include <Eigen/Core>
