@@ -144,16 +144,45 @@ std::shared_ptr<const R2CPlan> cached_r2c_plan(const std::vector<int>& dims, Eig
   return shared;
 }
 
+/// A Hartley-type transform: a symmetric matrix C (its own adjoint up to volumes) with
+/// C^2 = n, applied as `volume * C x`: times and adjoint with the domain side's cell volume, the
+/// inverses with the target side's. Subclasses provide C x.
+class SymmetricTransform : public LinearOperator {
+ public:
+  using LinearOperator::LinearOperator;
+  unsigned capabilities() const override {
+    return kTimes | kAdjointTimes | kInverseTimes | kAdjointInverseTimes;
+  }
+  void apply_times(ConstVectorRef x, VectorRef out) const override {
+    transform(x, out, forward_volume_);
+  }
+  void apply_adjoint(ConstVectorRef y, VectorRef out) const override {
+    transform(y, out, forward_volume_);
+  }
+  void apply_inverse(ConstVectorRef y, VectorRef out) const override {
+    transform(y, out, backward_volume_);
+  }
+  void apply_adjoint_inverse(ConstVectorRef x, VectorRef out) const override {
+    transform(x, out, backward_volume_);
+  }
+
+ protected:
+  /// out = factor * C x.
+  virtual void transform(ConstVectorRef x, VectorRef out, double factor) const = 0;
+  double forward_volume_ = 1.0;
+  double backward_volume_ = 1.0;
+};
+
 /// The Hartley transform of the middle factor of (outer, grid, inner), as Re F + Im F of an r2c
 /// DFT over the grid's axes (strided by inner, `inner` transforms per plan execution), filling the
 /// second half of the spectrum from Hermitian symmetry. Every mode is the cas matrix times a
 /// volume: times and adjoint the domain factor's cell volume, the inverses the target's.
-class HartleyOperator final : public LinearOperator {
+class HartleyOperator final : public SymmetricTransform {
  public:
   /// Transforms the domains first .. first + count - 1 of the tuple as one grid.
   HartleyOperator(const DomainTuple& domain, const DomainTuple& target, std::size_t first,
                   std::size_t count = 1)
-      : LinearOperator(domain, target) {
+      : SymmetricTransform(domain, target) {
     constexpr std::string_view fn = "hartley_transform";
     std::vector<Eigen::Index> shape;
     n_ = 1;
@@ -211,25 +240,10 @@ class HartleyOperator final : public LinearOperator {
     plan_ = cached_r2c_plan(dims, outer_, inner_, fn, domain);
   }
 
-  unsigned capabilities() const override {
-    return kTimes | kAdjointTimes | kInverseTimes | kAdjointInverseTimes;
-  }
   std::string name() const override { return "HartleyOperator"; }
-  void apply_times(ConstVectorRef x, VectorRef out) const override {
-    transform(x, out, forward_volume_);
-  }
-  void apply_adjoint(ConstVectorRef y, VectorRef out) const override {
-    transform(y, out, forward_volume_);
-  }
-  void apply_inverse(ConstVectorRef y, VectorRef out) const override {
-    transform(y, out, backward_volume_);
-  }
-  void apply_adjoint_inverse(ConstVectorRef x, VectorRef out) const override {
-    transform(x, out, backward_volume_);
-  }
 
  private:
-  void transform(ConstVectorRef x, VectorRef out, double factor) const {
+  void transform(ConstVectorRef x, VectorRef out, double factor) const override {
     // One buffer per thread, reused: transforms run inside CG loops.
     thread_local std::vector<std::complex<double>> spectrum;
     spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_ * outer_));
@@ -269,8 +283,6 @@ class HartleyOperator final : public LinearOperator {
     }
   }
 
-  double forward_volume_ = 1.0;
-  double backward_volume_ = 1.0;
   Eigen::Index outer_ = 1, inner_ = 1, n_ = 1, complex_size_ = 1;
   std::vector<Eigen::Index> full_index_;
   std::vector<Eigen::Index> mirror_index_;
@@ -286,10 +298,10 @@ class HartleyOperator final : public LinearOperator {
 /// cas(a) cas(b) = cos(a - b) - sin(a + b), so the result at (k1, k2) is
 /// Re F(k1, -k2) + Im F(k1, k2) = Re F(-k1, k2) + Im F(k1, k2), and at (k1, -k2)
 /// Re F(k1, k2) - Im F(-k1, k2): both from the half spectrum. Half the time of two strided passes.
-class PairHartleyOperator final : public LinearOperator {
+class PairHartleyOperator final : public SymmetricTransform {
  public:
   PairHartleyOperator(const DomainTuple& domain, const DomainTuple& target, std::size_t first)
-      : LinearOperator(domain, target) {
+      : SymmetricTransform(domain, target) {
     constexpr std::string_view fn = "hartley_transform";
     std::tie(outer_, std::ignore) = outer_inner(domain, first);
     std::tie(std::ignore, inner_) = outer_inner(domain, first + 1);
@@ -330,22 +342,7 @@ class PairHartleyOperator final : public LinearOperator {
     plan_ = cached_r2c_plan(dims, outer_, inner_, fn, domain);
   }
 
-  unsigned capabilities() const override {
-    return kTimes | kAdjointTimes | kInverseTimes | kAdjointInverseTimes;
-  }
   std::string name() const override { return "PairHartleyOperator"; }
-  void apply_times(ConstVectorRef x, VectorRef out) const override {
-    transform(x, out, forward_volume_);
-  }
-  void apply_adjoint(ConstVectorRef y, VectorRef out) const override {
-    transform(y, out, forward_volume_);
-  }
-  void apply_inverse(ConstVectorRef y, VectorRef out) const override {
-    transform(y, out, backward_volume_);
-  }
-  void apply_adjoint_inverse(ConstVectorRef x, VectorRef out) const override {
-    transform(x, out, backward_volume_);
-  }
 
  private:
   struct Entry {
@@ -354,7 +351,7 @@ class PairHartleyOperator final : public LinearOperator {
     Eigen::Index out_minus_second;  // full index of (k1, -k2)
   };
 
-  void transform(ConstVectorRef x, VectorRef out, double factor) const {
+  void transform(ConstVectorRef x, VectorRef out, double factor) const override {
     thread_local std::vector<std::complex<double>> spectrum;
     spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_ * outer_));
     fftw_execute_dft_r2c(plan_->get(), const_cast<double*>(x.data()),
@@ -375,8 +372,6 @@ class PairHartleyOperator final : public LinearOperator {
     }
   }
 
-  double forward_volume_ = 1.0;
-  double backward_volume_ = 1.0;
   Eigen::Index outer_ = 1, inner_ = 1, n_ = 1, complex_size_ = 1;
   std::vector<Entry> entries_;
   std::shared_ptr<const R2CPlan> plan_;
