@@ -144,6 +144,16 @@ std::shared_ptr<const R2CPlan> cached_r2c_plan(const std::vector<int>& dims, Eig
   return shared;
 }
 
+/// The half spectrum of x by an r2c plan, in a buffer per thread (transforms run inside CG
+/// loops, so it is reused); `size` complex values. FFTW_PRESERVE_INPUT plans only read x.
+const std::complex<double>* r2c_spectrum(const R2CPlan& plan, ConstVectorRef x, Eigen::Index size) {
+  thread_local std::vector<std::complex<double>> spectrum;
+  spectrum.resize(static_cast<std::size_t>(size));
+  fftw_execute_dft_r2c(plan.get(), const_cast<double*>(x.data()),
+                       reinterpret_cast<fftw_complex*>(spectrum.data()));
+  return spectrum.data();
+}
+
 /// A Hartley-type transform: a symmetric matrix C (its own adjoint up to volumes) with
 /// C^2 = n, applied as `volume * C x`: times and adjoint with the domain side's cell volume, the
 /// inverses with the target side's. Subclasses provide C x.
@@ -244,15 +254,11 @@ class HartleyOperator final : public SymmetricTransform {
 
  private:
   void transform(ConstVectorRef x, VectorRef out, double factor) const override {
-    // One buffer per thread, reused: transforms run inside CG loops.
-    thread_local std::vector<std::complex<double>> spectrum;
-    spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_ * outer_));
-    // r2c with FFTW_PRESERVE_INPUT reads its input only; one execution for all batches.
-    fftw_execute_dft_r2c(plan_->get(), const_cast<double*>(x.data()),
-                         reinterpret_cast<fftw_complex*>(spectrum.data()));
+    // One execution for all batches.
+    const std::complex<double>* spectrum = r2c_spectrum(*plan_, x, complex_size_ * inner_ * outer_);
     const Eigen::Index block = n_ * inner_;
     for (Eigen::Index o = 0; o < outer_; ++o) {
-      const std::complex<double>* block_spectrum = spectrum.data() + o * complex_size_ * inner_;
+      const std::complex<double>* block_spectrum = spectrum + o * complex_size_ * inner_;
       double* y = out.data() + o * block;
       if (inner_ == 1) {
         // Row by row over the half spectrum: row r's entries go forward into their row of the
@@ -352,13 +358,10 @@ class PairHartleyOperator final : public SymmetricTransform {
   };
 
   void transform(ConstVectorRef x, VectorRef out, double factor) const override {
-    thread_local std::vector<std::complex<double>> spectrum;
-    spectrum.resize(static_cast<std::size_t>(complex_size_ * inner_ * outer_));
-    fftw_execute_dft_r2c(plan_->get(), const_cast<double*>(x.data()),
-                         reinterpret_cast<fftw_complex*>(spectrum.data()));
+    const std::complex<double>* spectrum = r2c_spectrum(*plan_, x, complex_size_ * inner_ * outer_);
     const Eigen::Index block = n_ * inner_;
     for (Eigen::Index o = 0; o < outer_; ++o) {
-      const std::complex<double>* f = spectrum.data() + o * complex_size_ * inner_;
+      const std::complex<double>* f = spectrum + o * complex_size_ * inner_;
       double* y = out.data() + o * block;
       for (Eigen::Index c = 0; c < complex_size_; ++c) {
         const Entry& e = entries_[static_cast<std::size_t>(c)];
