@@ -111,6 +111,12 @@ std::vector<std::vector<Eigen::Index>> CorrelatedFieldFlags::subdomain_shapes(
     out.push_back(std::move(s));
   }
   check_argument(!out.empty(), command, "--shape", "must name at least one axis");
+  // FFTW's interface counts in int; a larger grid would only fail later, after allocating.
+  double cells = 1.0;
+  for (const auto& sub : out)
+    for (Eigen::Index n : sub) cells *= static_cast<double>(n);
+  check_argument(cells <= 2147483647.0, command, "--shape",
+                 "has " + std::to_string(cells) + " cells, more than a transform can take (2^31 - 1)");
   return out;
 }
 
@@ -128,9 +134,15 @@ CorrelatedFieldMaker CorrelatedFieldFlags::maker(std::string_view command) const
                    "has " + std::to_string(sub_names.size()) + " entries, the shape has " +
                        std::to_string(m) + " sub-domains");
   } else {
+    check_argument(m <= 26, command, "--names",
+                   "is needed for more than 26 sub-domains (the defaults are a to z)");
     for (std::size_t i = 0; i < m; ++i)
       sub_names.push_back(m == 1 ? std::string() : std::string(1, static_cast<char>('a' + i)));
   }
+  check_argument(!matern_unadjusted_volume || (!matern.empty() &&
+                                               matern_normalization == "spectral-density"),
+                 command, "--matern-unadjusted-volume",
+                 "applies to --matern with --matern-normalization spectral-density only");
   CorrelatedFieldMaker maker(prefix);
   for (std::size_t i = 0; i < m; ++i) {
     DomainPtr grid = regular_grid(shapes[i]);  // the unit box, as NIFTy's RGSpace default
@@ -156,6 +168,9 @@ CorrelatedFieldMaker CorrelatedFieldFlags::maker(std::string_view command) const
                                              command, "--flexibility");
       s.asperity = parse_optional_moments(entry(asperity, i, m, command, "--asperity"), command,
                                           "--asperity");
+      check_argument(s.flexibility || !s.asperity, command, "--asperity",
+                     "must be none when --flexibility is none (asperity roughens the flexible "
+                     "part of the spectrum)");
       s.loglogavgslope =
           parse_moments(entry(slope, i, m, command, "--slope"), command, "--slope");
       maker.add_fluctuations(std::move(grid), s, sub_names[i]);

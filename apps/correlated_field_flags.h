@@ -33,7 +33,7 @@ struct CorrelatedFieldFlags {
   std::string prefix;
   std::string names;  // one per sub-domain separated by '/'; default "" for one, a/b/c... else
 
-  /// Registers the flags on `cmd`; `products` also offers the '/' syntax in the help texts.
+  /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);
   /// The grid shapes, one per sub-domain; throws InvalidArgument naming `command` and the flag.
   std::vector<std::vector<Eigen::Index>> subdomain_shapes(std::string_view command) const;

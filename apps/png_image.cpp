@@ -29,6 +29,7 @@ constexpr std::array<std::array<double, 3>, 11> kViridis = {{{68, 1, 84},
 }  // namespace
 
 Rgb viridis(double t) {
+  if (std::isnan(t)) return {128, 128, 128};  // clamp would let NaN through to the table index
   t = std::clamp(t, 0.0, 1.0) * 10.0;
   const int i = std::min(static_cast<int>(t), 9);
   const double f = t - i;

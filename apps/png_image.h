@@ -12,7 +12,7 @@ namespace infield::apps {
 /// An RGB colour.
 using Rgb = std::array<unsigned char, 3>;
 
-/// The viridis colour map at t in [0, 1] (clamped).
+/// The viridis colour map at t in [0, 1] (clamped; NaN is grey).
 Rgb viridis(double t);
 
 /// Writes a width x height RGB image (row-major, row 0 at the top, 3 bytes per pixel) atomically;

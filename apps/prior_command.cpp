@@ -89,8 +89,7 @@ std::vector<Field> read_excitations(const fs::path& dir, const MultiDomain& mult
   return out;
 }
 
-/// N rows of fields as one .npy: the field's shape, with N first when there are several (or
-/// always, for `always_stack`).
+/// N rows of fields as one .npy: the field's shape, with N first when `stack`.
 void write_stacked(const fs::path& path, const std::vector<Eigen::VectorXd>& rows,
                    std::vector<Eigen::Index> shape, bool stack) {
   const Eigen::Index size = rows.front().size();
@@ -149,7 +148,7 @@ void write_figure(const fs::path& path, const std::vector<Eigen::VectorXd>& fiel
       for (int c = 0; c < cols; ++c)
         canvas.fill_rect(4 + static_cast<int>(s) * tile_w + c * scale, 4 + r * scale, scale, scale,
                          viridis((fields[s][r * cols + c] - lo) / (hi - lo)));
-  const int bar_w = std::min(canvas.width() - 8, 256);
+  const int bar_w = std::max(2, std::min(canvas.width() - 8, 256));
   for (int x = 0; x < bar_w; ++x)
     canvas.fill_rect(4 + x, tile_h + 6, 1, 10, viridis(x / static_cast<double>(bar_w - 1)));
   canvas.text(4, tile_h + 20, fmt::format("{:.3g}", lo), 2, axis);
@@ -162,8 +161,13 @@ int run_prior(const PriorOptions& opt) {
                  "give exactly one: --excitations DIR evaluates given excitations, --seed S draws "
                  "prior samples");
   check_argument(opt.n >= 1, kFn, "--n", "must be at least 1");
+  check_argument(opt.n == 1 || opt.seed_given, kFn, "--n",
+                 "counts prior samples and needs --seed (with --excitations the files give N)");
   const CorrelatedField cf = opt.model.maker(kFn).finalize();
   const MultiDomain& multi = cf.excitations();
+  check_argument(static_cast<double>(opt.n) * static_cast<double>(multi.size()) <= 1e9, kFn, "--n",
+                 "asks for more than 1e9 values (" + std::to_string(opt.n) + " samples of " +
+                     std::to_string(multi.size()) + " excitations)");
   std::vector<Field> excitations;
   if (!opt.excitations.empty()) {
     excitations = read_excitations(opt.excitations, multi);
@@ -224,7 +228,8 @@ int run_prior(const PriorOptions& opt) {
   fmt::print("{} field{} on a {} grid: mean {:.4g}, std around the mean {:.4g} (averaged)\n",
              fields.size(), fields.size() > 1 ? "s" : "",
              fmt::format("{}", fmt::join(grid_shape, " x ")), sum / count, std::sqrt(sum2 / count));
-  fmt::print("wrote {}/field.npy, power.npy, k.npy{}{}\n", opt.out,
+  fmt::print("wrote {}/field.npy, power.npy, k.npy{}{}{}\n", opt.out,
+             cf.subdomains() > 1 ? " (power_<i>.npy, k_<i>.npy for sub-domain i >= 1)" : "",
              opt.seed_given ? ", excitations/" : "", figure ? ", prior.png" : "");
   return 0;
 }

@@ -147,7 +147,8 @@ LinearOperatorPtr drop_zero_mode(const DomainTuple& power) {
 /// A .* (dazm / azm + sum_i (dn_i / n_i)[bin_i]) .* xi + A .* dxi and the VJP bins u .* xi .* A / n_i
 /// per sub-domain, one vectorised pass per sub-domain over contiguous blocks, and a linearisation
 /// keeps A and xi only. The n_i and azm are positive (exponentials times positive scales), so the
-/// ratios are defined.
+/// ratios are defined, as long as no amplitude underflows to 0 in double precision (a spectrum
+/// below 1e-308: its derivatives would then be NaN instead of 0).
 class SeparableExcitation final : public Operator {
  public:
   SeparableExcitation(std::vector<OperatorPtr> factors, OperatorPtr azm, LinearOperatorPtr select,

@@ -1,7 +1,9 @@
 // The correlated field against NIFTy 8.5.7's own outputs (../shared/benchmarks/cf-forward, made by
 // make_reference.py there): at NIFTy's excitations our field and power spectrum must equal NIFTy's
 // to 1e-10 relative. The small cases are copied into tests/data/cf-forward; the large ones are read
-// from ../shared when it is present and skipped otherwise.
+// from ../shared when it is present and skipped otherwise. Those are all unit boxes, so
+// tests/data/cf-forward-volumes (made by its make_reference.py with NIFTy 8.5.7) adds grids with
+// other volumes, Matérn without adjust_for_volume and products with a free zero mode.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -22,6 +24,7 @@ struct ForwardCase {
   std::string name;
   bool in_tests_data;  // copied into tests/data; otherwise read from ../shared
   std::function<CorrelatedFieldMaker()> make;
+  std::string folder = "cf-forward";
 };
 
 /// NIFTy's RGSpace(shape, distances = 1 / shape): the unit box.
@@ -63,8 +66,40 @@ CorrelatedFieldMaker product_case() {
   return maker;
 }
 
+/// tests/data/cf-forward-volumes: offset 1.0, zero mode (0.7, 0.2).
+CorrelatedFieldMaker volume_case(const std::string& name) {
+  CorrelatedFieldMaker maker("cf");
+  MaternSettings m;
+  m.scale = {1.0, 0.5};
+  m.cutoff = {3.0, 1.0};
+  m.loglogslope = {-4.0, 0.5};
+  if (name == "rect24x20_volume") {
+    maker.add_fluctuations(regular_grid({24, 20}, {0.3, 0.7}), FluctuationSettings{});
+  } else if (name == "matern40_volume" || name == "matern40_unadjusted") {
+    m.adjust_for_volume = name == "matern40_volume";
+    maker.add_matern_fluctuations(regular_grid({40}, {0.05}), m);
+  } else if (name == "product12x10_volume") {
+    FluctuationSettings a, b;
+    a.fluctuations = {1.0, 0.5};
+    a.flexibility = PriorMoments{1.0, 0.5};
+    a.asperity = PriorMoments{0.3, 0.2};
+    a.loglogavgslope = {-3.0, 0.5};
+    b.fluctuations = {0.7, 0.3};
+    b.flexibility = PriorMoments{0.5, 0.2};
+    b.asperity = PriorMoments{0.2, 0.1};
+    b.loglogavgslope = {-2.0, 0.5};
+    maker.add_fluctuations(regular_grid({12}, {0.3}), a, "a");
+    maker.add_fluctuations(regular_grid({10}, {0.7}), b, "b");
+  } else {  // product_matern12x10_volume
+    maker.add_matern_fluctuations(regular_grid({12}, {0.3}), m, "a");
+    maker.add_fluctuations(regular_grid({10}, {0.7}), FluctuationSettings{}, "b");
+  }
+  maker.set_offset(1.0, {0.7, 0.2});
+  return maker;
+}
+
 std::vector<ForwardCase> forward_cases() {
-  return {
+  std::vector<ForwardCase> cases = {
       {"sq64", true, [] { return fluctuations_case({64, 64}); }},
       {"line4096", true, [] { return fluctuations_case({4096}); }},
       {"cube32", true, [] { return fluctuations_case({32, 32, 32}); }},
@@ -75,10 +110,14 @@ std::vector<ForwardCase> forward_cases() {
       {"rect192x320", false, [] { return fluctuations_case({192, 320}); }},
       {"sq512", false, [] { return fluctuations_case({512, 512}); }},
   };
+  for (const std::string name : {"rect24x20_volume", "matern40_volume", "matern40_unadjusted",
+                                  "product12x10_volume", "product_matern12x10_volume"})
+    cases.push_back({name, true, [name] { return volume_case(name); }, "cf-forward-volumes"});
+  return cases;
 }
 
 fs::path case_directory(const ForwardCase& c) {
-  if (c.in_tests_data) return fs::path(INFIELD_SOURCE_DIR) / "tests/data/cf-forward" / c.name;
+  if (c.in_tests_data) return fs::path(INFIELD_SOURCE_DIR) / "tests/data" / c.folder / c.name;
   return fs::path(INFIELD_SHARED_DIR) / "benchmarks/cf-forward" / c.name;
 }
 

@@ -323,7 +323,11 @@ TEST(CorrelatedFieldSamples, ProductReproducesTheSeparableSpectrum) {
   const auto& px = dynamic_cast<const PowerSpace&>(*cf.power_space(0));
   const auto& py = dynamic_cast<const PowerSpace&>(*cf.power_space(1));
   const DomainTuple grids{gx, gy};
-  const auto to_harmonic = hartley_transform(grids, std::vector<std::size_t>{0, 1});
+  // Back by the per-domain transforms composed, not the model's own two-domain transform (any
+  // symmetric C with C^2 = n would give A .* xi back through itself).
+  const LinearOperatorPtr first = hartley_transform(grids, 0);
+  const LinearOperatorPtr to_harmonic =
+      compose(hartley_transform(first->target().tuple(), 1), first);
   const int samples = 100;
   std::mt19937_64 rng(24);
   double total = 0.0;

@@ -52,8 +52,10 @@ struct MkdeOptions {
   /// Prior mean of the total standard deviation of the log-density around its mean; sets the
   /// default Matérn scale per axis (mean sqrt((1 + log_density_std^2)^(1/D) - 1), std half that).
   double log_density_std = 2.0;
-  /// Per-axis Matérn priors; when empty, the defaults: scale from log_density_std (normalised
-  /// as the fluctuations' standard deviation, MaternNormalization::kFluctuationStd), cutoff
+  /// Per-axis Matérn priors (set `normalization` too: MaternSettings' own default is NIFTy's
+  /// kSpectralDensity, where `scale` is not the axis's std); when empty, the defaults: scale from
+  /// log_density_std (normalised as the fluctuations' standard deviation,
+  /// MaternNormalization::kFluctuationStd), cutoff
   /// (mean 3, std 2) cycles per box, loglogslope (mean -4, std 1), i.e. a power spectrum that
   /// falls as k^-4 above the cutoff (Matérn smoothness 3/2 in 1D).
   std::vector<MaternSettings> matern;
