@@ -120,6 +120,39 @@ std::vector<std::vector<Eigen::Index>> CorrelatedFieldFlags::subdomain_shapes(
   return out;
 }
 
+FluctuationSettings CorrelatedFieldFlags::fluctuation_settings(std::size_t i, std::size_t count,
+                                                              std::string_view command) const {
+  FluctuationSettings s;
+  s.fluctuations = parse_moments(entry(fluctuations, i, count, command, "--fluctuations"), command,
+                                 "--fluctuations");
+  s.flexibility = parse_optional_moments(entry(flexibility, i, count, command, "--flexibility"),
+                                         command, "--flexibility");
+  s.asperity = parse_optional_moments(entry(asperity, i, count, command, "--asperity"), command,
+                                      "--asperity");
+  check_argument(s.flexibility || !s.asperity, command, "--asperity",
+                 "must be none when --flexibility is none (asperity roughens the flexible part of "
+                 "the spectrum)");
+  s.loglogavgslope = parse_moments(entry(slope, i, count, command, "--slope"), command, "--slope");
+  return s;
+}
+
+MaternSettings CorrelatedFieldFlags::matern_settings(std::size_t i, std::size_t count,
+                                                     std::string_view command) const {
+  check_argument(matern.size() == 3, command, "--matern", "needs SCALE CUTOFF SLOPE");
+  MaternSettings s;
+  s.scale = parse_moments(entry(matern[0], i, count, command, "--matern"), command,
+                          "--matern (scale)");
+  s.cutoff = parse_moments(entry(matern[1], i, count, command, "--matern"), command,
+                           "--matern (cutoff)");
+  s.loglogslope = parse_moments(entry(matern[2], i, count, command, "--matern"), command,
+                                "--matern (slope)");
+  s.normalization = matern_normalization == "fluctuation-std"
+                        ? MaternNormalization::kFluctuationStd
+                        : MaternNormalization::kSpectralDensity;
+  s.adjust_for_volume = !matern_unadjusted_volume;
+  return s;
+}
+
 CorrelatedFieldMaker CorrelatedFieldFlags::maker(std::string_view command) const {
   const auto shapes = subdomain_shapes(command);
   const std::size_t m = shapes.size();
@@ -146,35 +179,10 @@ CorrelatedFieldMaker CorrelatedFieldFlags::maker(std::string_view command) const
   CorrelatedFieldMaker maker(prefix);
   for (std::size_t i = 0; i < m; ++i) {
     DomainPtr grid = regular_grid(shapes[i]);  // the unit box, as NIFTy's RGSpace default
-    if (!matern.empty()) {
-      MaternSettings s;
-      s.scale = parse_moments(entry(matern[0], i, m, command, "--matern"), command,
-                              "--matern (scale)");
-      s.cutoff = parse_moments(entry(matern[1], i, m, command, "--matern"), command,
-                               "--matern (cutoff)");
-      s.loglogslope = parse_moments(entry(matern[2], i, m, command, "--matern"), command,
-                                    "--matern (slope)");
-      s.normalization = matern_normalization == "fluctuation-std"
-                            ? MaternNormalization::kFluctuationStd
-                            : MaternNormalization::kSpectralDensity;
-      s.adjust_for_volume = !matern_unadjusted_volume;
-      maker.add_matern_fluctuations(std::move(grid), s, sub_names[i]);
-    } else {
-      FluctuationSettings s;
-      s.fluctuations =
-          parse_moments(entry(fluctuations, i, m, command, "--fluctuations"), command,
-                        "--fluctuations");
-      s.flexibility = parse_optional_moments(entry(flexibility, i, m, command, "--flexibility"),
-                                             command, "--flexibility");
-      s.asperity = parse_optional_moments(entry(asperity, i, m, command, "--asperity"), command,
-                                          "--asperity");
-      check_argument(s.flexibility || !s.asperity, command, "--asperity",
-                     "must be none when --flexibility is none (asperity roughens the flexible "
-                     "part of the spectrum)");
-      s.loglogavgslope =
-          parse_moments(entry(slope, i, m, command, "--slope"), command, "--slope");
-      maker.add_fluctuations(std::move(grid), s, sub_names[i]);
-    }
+    if (!matern.empty())
+      maker.add_matern_fluctuations(std::move(grid), matern_settings(i, m, command), sub_names[i]);
+    else
+      maker.add_fluctuations(std::move(grid), fluctuation_settings(i, m, command), sub_names[i]);
   }
   check_finite(offset_mean, command, "--offset-mean");
   maker.set_offset(offset_mean, parse_moments(offset_std, command, "--offset-std"));

@@ -37,6 +37,10 @@ struct CorrelatedFieldFlags {
   void add_to(CLI::App* cmd);
   /// The grid shapes, one per sub-domain; throws InvalidArgument naming `command` and the flag.
   std::vector<std::vector<Eigen::Index>> subdomain_shapes(std::string_view command) const;
+  /// Sub-domain i's settings (of `count`) from the per-sub-domain flags.
+  FluctuationSettings fluctuation_settings(std::size_t i, std::size_t count,
+                                           std::string_view command) const;
+  MaternSettings matern_settings(std::size_t i, std::size_t count, std::string_view command) const;
   /// The maker with every sub-domain added and the offset set (not finalised).
   CorrelatedFieldMaker maker(std::string_view command) const;
   /// The flags' values as text, for run fingerprints.

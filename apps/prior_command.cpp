@@ -52,9 +52,7 @@ std::vector<Field> read_excitations(const fs::path& dir, const MultiDomain& mult
               (present.empty() ? "none" : present) + "; check --prefix and --names)");
     }
     NpyArray a = read_npy(file);
-    std::vector<Eigen::Index> shape;
-    for (const DomainPtr& d : entry.domain.domains())
-      for (Eigen::Index n : d->shape()) shape.push_back(n);
+    const std::vector<Eigen::Index> shape = entry.domain.shape();
     Eigen::Index n = 0;
     if (a.shape == shape) {
       n = 1;
@@ -177,9 +175,7 @@ int run_prior(const PriorOptions& opt) {
   }
   const bool stack = excitations.size() > 1 || opt.seed_given;
 
-  std::vector<Eigen::Index> grid_shape;
-  for (const DomainPtr& d : cf.target().domains())
-    for (Eigen::Index n : d->shape()) grid_shape.push_back(n);
+  const std::vector<Eigen::Index> grid_shape = cf.target().shape();
   std::vector<Eigen::VectorXd> fields;
   for (const Field& x : excitations) {
     Eigen::VectorXd f = cf.field()->apply(x).values();
@@ -209,10 +205,7 @@ int run_prior(const PriorOptions& opt) {
     for (const MultiDomain::Entry& entry : multi.entries()) {
       std::vector<Eigen::VectorXd> rows;
       for (const Field& x : excitations) rows.push_back(x.part(entry.key));
-      std::vector<Eigen::Index> shape;
-      for (const DomainPtr& d : entry.domain.domains())
-        for (Eigen::Index n : d->shape()) shape.push_back(n);
-      write_stacked(out / "excitations" / (entry.key + ".npy"), rows, shape, true);
+      write_stacked(out / "excitations" / (entry.key + ".npy"), rows, entry.domain.shape(), true);
     }
   }
   const bool figure = grid_shape.size() <= 2;

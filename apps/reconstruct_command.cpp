@@ -256,19 +256,6 @@ int run_reconstruct(const ReconstructOptions& opt) {
   }
   // Posterior mean and std of the spectrum's parameters (NIFTy's prior transforms).
   {
-    const FluctuationSettings fluct = [&] {
-      FluctuationSettings f;
-      if (!opt.prior.matern.empty()) return f;
-      f.fluctuations = parse_moments(opt.prior.fluctuations, kFn, "--fluctuations");
-      f.loglogavgslope = parse_moments(opt.prior.slope, kFn, "--slope");
-      f.flexibility = opt.prior.flexibility == "none"
-                          ? std::nullopt
-                          : std::optional(parse_moments(opt.prior.flexibility, kFn, "--flexibility"));
-      f.asperity = opt.prior.asperity == "none"
-                       ? std::nullopt
-                       : std::optional(parse_moments(opt.prior.asperity, kFn, "--asperity"));
-      return f;
-    }();
     const MultiDomain& multi = cf.excitations();
     const std::string key_prefix = opt.prior.prefix + opt.prior.names;
     auto parameter = [&](const std::string& name, const std::optional<PriorMoments>& prior,
@@ -282,14 +269,16 @@ int run_reconstruct(const ReconstructOptions& opt) {
       summary["parameters"][name] = {{"mean", st.mean.values()[0]}, {"std", st.std.values()[0]}};
     };
     if (opt.prior.matern.empty()) {
+      const FluctuationSettings fluct = opt.prior.fluctuation_settings(0, 1, kFn);
       parameter("fluctuations", fluct.fluctuations, true);
       parameter("flexibility", fluct.flexibility, true);
       parameter("asperity", fluct.asperity, true);
       parameter("loglogavgslope", fluct.loglogavgslope, false);
     } else {
-      parameter("scale", parse_moments(opt.prior.matern[0], kFn, "--matern"), true);
-      parameter("cutoff", parse_moments(opt.prior.matern[1], kFn, "--matern"), true);
-      parameter("loglogslope", parse_moments(opt.prior.matern[2], kFn, "--matern"), false);
+      const MaternSettings m = opt.prior.matern_settings(0, 1, kFn);
+      parameter("scale", m.scale, true);
+      parameter("cutoff", m.cutoff, true);
+      parameter("loglogslope", m.loglogslope, false);
     }
     parameter("zeromode", parse_moments(opt.prior.offset_std, kFn, "--offset-std"), true);
   }

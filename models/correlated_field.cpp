@@ -332,16 +332,20 @@ OperatorPtr scalar_parameter(const MultiDomain& multi, const std::string& key,
   return positive ? lognormal_prior(xi, m.mean, m.std) : normal_prior(xi, m.mean, m.std);
 }
 
-/// a with bin 0 replaced by the constant `zero_value` (NIFTy's Adder(vol0) after a mask).
-OperatorPtr with_zero_mode(OperatorPtr a, const DomainTuple& power, double zero_value) {
-  Eigen::VectorXd e0 = Eigen::VectorXd::Zero(power.size());
-  e0[0] = zero_value;
-  return add_constant(compose(drop_zero_mode(power), std::move(a)), std::move(e0));
+/// A sub-domain's amplitude spectrum: the operator for the bins k != 0 (bin 0 zeroed) and the
+/// constant a(0) (NIFTy's Adder(vol0) after a mask).
+struct SpectrumAmplitude {
+  OperatorPtr off_zero;
+  double at_zero;
+};
+
+SpectrumAmplitude with_zero_mode(OperatorPtr a, const DomainTuple& power, double at_zero) {
+  return {compose(drop_zero_mode(power), std::move(a)), at_zero};
 }
 
 /// NIFTy's _Amplitude: a(0) = V, a(k) = V fluctuations sqrt(e^{x(k)} / sum_{k' != 0} e^{x(k')})
 /// with x the log power spectrum (slope, integrated Wiener process and random walk).
-OperatorPtr non_parametric_amplitude(const MultiDomain& multi, const std::string& key_prefix,
+SpectrumAmplitude non_parametric_amplitude(const MultiDomain& multi, const std::string& key_prefix,
                                      const FluctuationSettings& s, const PowerSpace& ps,
                                      const DomainTuple& power, double volume) {
   const Eigen::VectorXd rel_logk = relative_log_k(ps);
@@ -391,7 +395,7 @@ OperatorPtr non_parametric_amplitude(const MultiDomain& multi, const std::string
 
 /// NIFTy's _AmplitudeMatern: a(0) = V, a(k) = sqrt(V) scale (1 + k^2 / cutoff^2)^(slope / 4)
 /// (V = 1 without adjust_for_volume), or Infield's variant renormalised to `scale`.
-OperatorPtr matern_amplitude(const MultiDomain& multi, const std::string& key_prefix,
+SpectrumAmplitude matern_amplitude(const MultiDomain& multi, const std::string& key_prefix,
                              const MaternSettings& s, const PowerSpace& ps,
                              const DomainTuple& power, double volume) {
   const Eigen::VectorXd k2 = ps.k().cwiseAbs2();
@@ -575,22 +579,19 @@ CorrelatedField CorrelatedFieldMaker::finalize() const {
     const DomainTuple pspace{power_spaces[i]};
     const double volume = static_cast<double>(sub.grid->size()) * sub.grid->cell_volume();
     const std::string p = prefix_ + sub.name;
-    OperatorPtr a = sub.fluctuations
-                        ? non_parametric_amplitude(params, p, *sub.fluctuations, ps, pspace, volume)
-                        : matern_amplitude(params, p, *sub.matern, ps, pspace, volume);
+    const SpectrumAmplitude a =
+        sub.fluctuations
+            ? non_parametric_amplitude(params, p, *sub.fluctuations, ps, pspace, volume)
+            : matern_amplitude(params, p, *sub.matern, ps, pspace, volume);
     // n_i = a_i / azm off the zero mode; bin 0 keeps a_i(0), a constant.
-    const bool unit_volume = sub.matern &&
-                             sub.matern->normalization == MaternNormalization::kSpectralDensity &&
-                             !sub.matern->adjust_for_volume;
     Eigen::VectorXd a0 = Eigen::VectorXd::Zero(pspace.size());
-    a0[0] = unit_volume ? 1.0 : volume;
+    a0[0] = a.at_zero;
     OperatorPtr inverse_azm = compose(scalar_broadcast(pspace), power(azm, -1.0));
-    OperatorPtr n = add_constant(compose(drop_zero_mode(pspace), multiply(a, inverse_azm)), a0);
+    OperatorPtr n = add_constant(multiply(a.off_zero, inverse_azm), a0);
     if (m == 1) {
       // NIFTy's `amplitude`: azm n, i.e. a with bin 0 replaced by a(0) azm.
       result.amplitude_ = compose(
-          compose(drop_zero_mode(pspace), a) +
-              compose(diagonal_operator(pspace, a0), scalar_broadcast(pspace), azm),
+          a.off_zero + compose(diagonal_operator(pspace, a0), scalar_broadcast(pspace), azm),
           select_params);
     }
     normalized_amplitudes.push_back(n);
