@@ -92,6 +92,49 @@ std::vector<bool> sampled_entries(const Space& space, const std::vector<std::str
   return keep;
 }
 
+void summarise_cg(std::vector<ConjugateGradientSummary> cg, SamplingSummary& summary) {
+  for (const auto& s : cg) {
+    summary.cg_iterations += s.iterations;
+    summary.cg_not_converged += s.converged() ? 0 : 1;
+  }
+  summary.per_sample = std::move(cg);
+}
+
+/// geoVI: linear samples from the expansion's metric, each sample and its mirror then refined.
+SampleList draw_geovi_samples(const StandardHamiltonian& hamiltonian, const Field& position,
+                              const SamplingOptions& options, std::uint64_t seed,
+                              std::uint64_t stream, SamplingSummary* summary) {
+  const GeoVIExpansion expansion(hamiltonian, position,
+                                 sampled_entries(position.space(), options.point_estimates));
+  const int pairs = options.pairs;
+  std::vector<Eigen::VectorXd> metric_samples(pairs), linear(pairs);
+  std::vector<ConjugateGradientSummary> cg(pairs);
+  tbb::parallel_for(0, pairs, [&](int i) {
+    std::mt19937_64 rng = sample_stream(seed, stream, static_cast<std::uint64_t>(i));
+    metric_samples[i] = expansion.draw_metric_sample(rng, &linear[i]);
+    cg[i] = conjugate_gradient(*expansion.metric(), metric_samples[i], linear[i], options.cg);
+  });
+  std::vector<Eigen::VectorXd> residuals(2 * pairs);
+  std::vector<MinimizerSummary> refined(2 * pairs);
+  tbb::parallel_for(0, 2 * pairs, [&](int k) {
+    const double sign = k % 2 == 0 ? 1.0 : -1.0;
+    Eigen::VectorXd residual = sign * linear[k / 2];
+    refined[k] = expansion.refine(sign * metric_samples[k / 2], residual,
+                                  *options.nonlinear_minimizer);
+    residuals[k] = expansion.embed(residual);
+  });
+  if (summary) {
+    *summary = {};
+    summarise_cg(std::move(cg), *summary);
+    for (const auto& r : refined) {
+      summary->nonlinear_iterations += r.iterations;
+      summary->nonlinear_not_converged += r.converged() ? 0 : 1;
+    }
+    summary->nonlinear_per_sample = std::move(refined);
+  }
+  return SampleList(position, std::move(residuals), false);
+}
+
 }  // namespace
 
 SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& position,
@@ -100,6 +143,8 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
   options.validate();
   check_same_space(hamiltonian.domain(), position.space(), "draw_samples", "position");
   check_finite(position.values(), "draw_samples", "position");
+  if (options.nonlinear_minimizer)
+    return draw_geovi_samples(hamiltonian, position, options, seed, stream, summary);
   // One linearisation at the expansion point serves every sample and every metric product.
   const FlatLinearization lin = hamiltonian.model()->linearize_flat(position.values());
   const LinearOperatorPtr metric =
@@ -136,11 +181,7 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
   });
   if (summary) {
     *summary = {};
-    for (const auto& s : cg) {
-      summary->cg_iterations += s.iterations;
-      summary->cg_not_converged += s.converged() ? 0 : 1;
-    }
-    summary->per_sample = std::move(cg);
+    summarise_cg(std::move(cg), *summary);
   }
   return SampleList(position, std::move(residuals), true);
 }
@@ -207,7 +248,10 @@ EnergyEvaluation SampledKL::evaluate(ConstVectorRef x, unsigned request) const {
 // ---- Checkpoints ---------------------------------------------------------------------------------
 namespace {
 
-constexpr char kCheckpointMagic[8] = {'I', 'N', 'F', 'K', 'L', 'C', 'K', '1'};
+// Version 2 added geoVI: the residuals' mirrored flag and the reports' non-linear sampling
+// counts. Version 1 checkpoints (MGVI only, always mirrored) are still read.
+constexpr char kCheckpointMagic[8] = {'I', 'N', 'F', 'K', 'L', 'C', 'K', '2'};
+constexpr char kCheckpointMagicV1[8] = {'I', 'N', 'F', 'K', 'L', 'C', 'K', '1'};
 
 std::uint64_t fnv1a(const std::string& bytes) {
   std::uint64_t h = 1469598103934665603ull;
@@ -301,9 +345,12 @@ void put_report(Writer& w, const GlobalIterationReport& r) {
   w.put_string(r.minimizer.message);
   w.put(r.seconds_sampling);
   w.put(r.seconds_minimizing);
+  w.put<std::uint8_t>(r.nonlinear_sampling ? 1 : 0);
+  w.put<std::int32_t>(r.nonlinear_sampling_iterations);
+  w.put<std::int32_t>(r.nonlinear_sampling_not_converged);
 }
 
-GlobalIterationReport get_report(Reader& in) {
+GlobalIterationReport get_report(Reader& in, int version) {
   GlobalIterationReport r;
   r.iteration = in.get<std::int32_t>();
   r.samples = in.get<std::int32_t>();
@@ -327,6 +374,13 @@ GlobalIterationReport get_report(Reader& in) {
   r.minimizer.message = in.get_string();
   r.seconds_sampling = in.get<double>();
   r.seconds_minimizing = in.get<double>();
+  if (version >= 2) {
+    const auto nonlinear = in.get<std::uint8_t>();
+    if (nonlinear > 1) in.fail("has an invalid sampling method");
+    r.nonlinear_sampling = nonlinear == 1;
+    r.nonlinear_sampling_iterations = in.get<std::int32_t>();
+    r.nonlinear_sampling_not_converged = in.get<std::int32_t>();
+  }
   return r;
 }
 
@@ -336,7 +390,8 @@ struct Checkpoint {
   std::uint64_t seed = 0;
   Eigen::VectorXd position;
   std::vector<GlobalIterationReport> reports;
-  std::vector<Eigen::VectorXd> residuals;  // of the last iteration, unsigned (mirrored pairs)
+  std::vector<Eigen::VectorXd> residuals;  // of the last iteration
+  bool mirrored = true;  // residuals are mirrored pairs (MGVI) or one per sample (geoVI)
 };
 
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
@@ -349,6 +404,7 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   for (const auto& r : c.reports) put_report(w, r);
   w.put<std::uint64_t>(c.residuals.size());
   for (const auto& r : c.residuals) w.put_vector(r);
+  w.put<std::uint8_t>(c.mirrored ? 1 : 0);
   std::string content(kCheckpointMagic, sizeof kCheckpointMagic);
   content += w.bytes();
   const std::uint64_t sum = fnv1a(content);
@@ -391,8 +447,14 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   if (!in) throw FileError("optimize_kl: cannot open checkpoint " + path.string());
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   Reader check(content, path);
-  if (content.size() < sizeof kCheckpointMagic + sizeof(std::uint64_t) ||
-      std::memcmp(content.data(), kCheckpointMagic, sizeof kCheckpointMagic) != 0)
+  if (content.size() < sizeof kCheckpointMagic + sizeof(std::uint64_t))
+    check.fail("is not an Infield KL checkpoint (too short)");
+  int version = 0;
+  if (std::memcmp(content.data(), kCheckpointMagic, sizeof kCheckpointMagic) == 0)
+    version = 2;
+  else if (std::memcmp(content.data(), kCheckpointMagicV1, sizeof kCheckpointMagicV1) == 0)
+    version = 1;
+  else
     check.fail("is not an Infield KL checkpoint (bad magic)");
   std::uint64_t stored;
   std::memcpy(&stored, content.data() + content.size() - sizeof stored, sizeof stored);
@@ -405,47 +467,72 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   c.seed = r.get<std::uint64_t>();
   c.position = r.get_vector();
   const auto n_reports = r.get<std::uint64_t>();
-  for (std::uint64_t i = 0; i < n_reports; ++i) c.reports.push_back(get_report(r));
+  for (std::uint64_t i = 0; i < n_reports; ++i) c.reports.push_back(get_report(r, version));
   const auto n_residuals = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_residuals; ++i) c.residuals.push_back(r.get_vector());
+  if (version >= 2) {
+    const auto mirrored = r.get<std::uint8_t>();
+    if (mirrored > 1) r.fail("has an invalid mirrored flag");
+    c.mirrored = mirrored == 1;
+  }
   if (!r.at_end()) r.fail("has trailing bytes");
   for (const auto& res : c.residuals)
     if (res.size() != c.position.size()) r.fail("has residuals of the wrong size");
   return c;
 }
 
+/// The standard error of the KL from its pairs of samples (2i, 2i + 1): MGVI's mirrored pairs or
+/// geoVI's refined plus and minus samples.
 double pair_standard_error(const StandardHamiltonian& h, const Eigen::VectorXd& x,
-                           const std::vector<Eigen::VectorXd>& residuals) {
-  const int pairs = static_cast<int>(residuals.size());
+                           const std::vector<Eigen::VectorXd>& signed_residuals) {
+  const int pairs = static_cast<int>(signed_residuals.size()) / 2;
   if (pairs < 2) return 0.0;
   Eigen::VectorXd pair_mean(pairs);
   tbb::parallel_for(0, pairs, [&](int i) {
-    pair_mean[i] = 0.5 * (h.evaluate(x + residuals[i], kValue).value +
-                          h.evaluate(x - residuals[i], kValue).value);
+    pair_mean[i] = 0.5 * (h.evaluate(x + signed_residuals[2 * i], kValue).value +
+                          h.evaluate(x + signed_residuals[2 * i + 1], kValue).value);
   });
   const double mean = pair_mean.mean();
   return std::sqrt((pair_mean.array() - mean).square().sum() / (pairs - 1) / pairs);
 }
 
-/// 0.5 log det of the metric at `x`, restricted to the sampled entries, from a dense Cholesky
-/// factorisation; NaN if the factorisation fails.
-double half_log_det_metric(const StandardHamiltonian& h, const Eigen::VectorXd& x,
-                           const std::vector<bool>& keep) {
-  const LinearOperatorPtr metric = h.evaluate(x, kValue | kMetric).metric;
+/// 0.5 log det of a metric restricted to the entries `keep`, from a dense Cholesky factorisation
+/// (n metric products); NaN if the factorisation fails.
+double half_log_det(const LinearOperator& metric, const std::vector<bool>& keep) {
   std::vector<Eigen::Index> index;
   for (std::size_t i = 0; i < keep.size(); ++i)
     if (keep[i]) index.push_back(static_cast<Eigen::Index>(i));
   const auto n = static_cast<Eigen::Index>(index.size());
+  const Eigen::Index size = metric.domain().size();
   Eigen::MatrixXd dense(n, n);
   tbb::parallel_for(Eigen::Index{0}, n, [&](Eigen::Index j) {
-    Eigen::VectorXd unit = Eigen::VectorXd::Zero(x.size()), column(x.size());
+    Eigen::VectorXd unit = Eigen::VectorXd::Zero(size), column(size);
     unit[index[j]] = 1.0;
-    metric->apply_times(unit, column);
+    metric.apply_times(unit, column);
     for (Eigen::Index i = 0; i < n; ++i) dense(i, j) = column[index[i]];
   });
   Eigen::LLT<Eigen::MatrixXd> llt(dense);
   if (llt.info() != Eigen::Success) return std::numeric_limits<double>::quiet_NaN();
   return llt.matrixLLT().diagonal().array().log().sum();
+}
+
+/// The entropy of the sample distribution up to a constant (see GlobalIterationReport), or NaN.
+double sample_entropy(const StandardHamiltonian& h, const Field& position,
+                      const std::vector<bool>& keep, const GlobalIterationSettings& settings,
+                      const std::vector<Eigen::VectorXd>& signed_residuals) {
+  if (!settings.nonlinear_sampling_minimizer)
+    return -half_log_det(*h.evaluate(position.values(), kValue | kMetric).metric, keep);
+  const GeoVIExpansion expansion(h, position, keep);
+  const std::vector<bool> all(expansion.sampled_space().size(), true);
+  const double half_log_det_metric = half_log_det(*expansion.metric(), all);
+  double mean_log_det = 0.0;
+  const LinearOperatorPtr mask = std::find(keep.begin(), keep.end(), false) == keep.end()
+                                     ? nullptr
+                                     : mask_operator(position.space(), keep);
+  for (const auto& r : signed_residuals)
+    mean_log_det += expansion.log_abs_det_jacobian(mask ? mask->evaluate(r) : r);
+  mean_log_det /= static_cast<double>(signed_residuals.size());
+  return half_log_det_metric - mean_log_det;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -473,6 +560,11 @@ std::string GlobalIterationReport::progress_line() const {
   out << "  |grad| " << gradient_norm << "  samples " << samples
       << "  sampling CG " << sampling_cg_iterations << " it";
   if (sampling_cg_not_converged > 0) out << " (" << sampling_cg_not_converged << " NOT CONVERGED)";
+  if (nonlinear_sampling) {
+    out << "  geoVI " << nonlinear_sampling_iterations << " it";
+    if (nonlinear_sampling_not_converged > 0)
+      out << " (" << nonlinear_sampling_not_converged << " NOT CONVERGED)";
+  }
   out << "  minimizer " << minimizer.iterations << " it";
   if (minimizer.cg_iterations > 0) out << ", " << minimizer.cg_iterations << " CG it";
   if (!minimizer.converged()) out << " (" << to_string(minimizer.status) << ")";
@@ -483,7 +575,9 @@ std::string GlobalIterationReport::progress_line() const {
 
 bool OptimizeKLSummary::all_converged() const {
   for (const auto& r : iterations)
-    if (r.sampling_cg_not_converged > 0 || !r.minimizer.converged()) return false;
+    if (r.sampling_cg_not_converged > 0 || r.nonlinear_sampling_not_converged > 0 ||
+        !r.minimizer.converged())
+      return false;
   return true;
 }
 
@@ -498,6 +592,7 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
   OptimizeKLSummary summary;
   Field position = std::move(initial_position);
   std::vector<Eigen::VectorXd> residuals;
+  bool mirrored = true;
   const std::string space = position.space().to_string();
   if (options.resume && std::filesystem::exists(options.checkpoint)) {
     Checkpoint c = read_checkpoint(options.checkpoint);
@@ -515,6 +610,7 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     position.values() = c.position;
     summary.iterations = std::move(c.reports);
     residuals = std::move(c.residuals);
+    mirrored = c.mirrored;
     summary.resumed_iterations = static_cast<int>(summary.iterations.size());
   }
 
@@ -525,33 +621,40 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     report.iteration = it;
     auto start = std::chrono::steady_clock::now();
     residuals.clear();
+    mirrored = !settings.nonlinear_sampling_minimizer;
+    report.nonlinear_sampling = !mirrored;
     if (settings.sample_pairs > 0) {
       SamplingOptions sampling;
       sampling.pairs = settings.sample_pairs;
       sampling.cg = settings.sampling_cg;
       sampling.point_estimates = settings.point_estimates;
+      sampling.nonlinear_minimizer = settings.nonlinear_sampling_minimizer;
       SamplingSummary s;
       residuals = draw_samples(*hamiltonian, position, sampling, options.seed,
                                static_cast<std::uint64_t>(it), &s)
                       .residuals();
       report.sampling_cg_iterations = s.cg_iterations;
       report.sampling_cg_not_converged = s.cg_not_converged;
+      report.nonlinear_sampling_iterations = s.nonlinear_iterations;
+      report.nonlinear_sampling_not_converged = s.nonlinear_not_converged;
     }
+    SampleList current(position, residuals, mirrored);
+    const std::vector<Eigen::VectorXd> signed_residuals = current.signed_residuals();
     const std::vector<bool> keep = sampled_entries(position.space(), settings.point_estimates);
     const auto sampled = std::count(keep.begin(), keep.end(), true);
-    double entropy_term = std::numeric_limits<double>::quiet_NaN();
+    double entropy = std::numeric_limits<double>::quiet_NaN();
     if (settings.sample_pairs > 0 && sampled <= options.dense_entropy_limit)
-      entropy_term = half_log_det_metric(*hamiltonian, position.values(), keep);
+      entropy = sample_entropy(*hamiltonian, position, keep, settings, signed_residuals);
     report.seconds_sampling = seconds_since(start);
     start = std::chrono::steady_clock::now();
-    SampleList current(position, residuals, true);
-    SampledKL kl(hamiltonian, current.signed_residuals());
+    SampledKL kl(hamiltonian, signed_residuals);
     report.samples = current.size();
     MinimizerPtr minimizer = settings.minimizer ? settings.minimizer : newton_cg();
     report.minimizer = minimizer->minimize(kl, position.values());
     report.kl_value = report.minimizer.final_value;
-    report.kl_standard_error = pair_standard_error(*hamiltonian, position.values(), residuals);
-    report.kl_with_entropy = report.kl_value + entropy_term;
+    report.kl_standard_error =
+        pair_standard_error(*hamiltonian, position.values(), signed_residuals);
+    report.kl_with_entropy = report.kl_value - entropy;
     report.gradient_norm = report.minimizer.gradient_norm;
     report.seconds_minimizing = seconds_since(start);
     summary.iterations.push_back(report);
@@ -559,10 +662,10 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     if (!options.checkpoint.empty())
       write_checkpoint(options.checkpoint,
                        {space, options.run_id, options.seed, position.values(), summary.iterations,
-                        residuals});
-    if (options.callback) options.callback(report, SampleList(position, residuals, true));
+                        residuals, mirrored});
+    if (options.callback) options.callback(report, SampleList(position, residuals, mirrored));
   }
-  summary.samples = SampleList(position, std::move(residuals), true);
+  summary.samples = SampleList(position, std::move(residuals), mirrored);
   return summary;
 }
 

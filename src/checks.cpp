@@ -149,4 +149,39 @@ CheckReport check_jacobian(const Operator& op, const Field& x, const JacobianChe
   return report;
 }
 
+CheckReport check_likelihood_transformation(const Likelihood& likelihood, const Field& s,
+                                            const JacobianCheckOptions& options) {
+  check_same_space(likelihood.domain(), s.space(), "check_likelihood_transformation", "s");
+  check_finite(s.values(), "check_likelihood_transformation", "s");
+  CheckReport report;
+  const OperatorPtr f = likelihood.transformation();
+  if (!f) {
+    fail(report, likelihood.name() + " has no coordinate transformation");
+    return report;
+  }
+  if (!(f->domain() == likelihood.domain())) {
+    fail(report, likelihood.name() + "'s transformation maps from " + f->domain().to_string() +
+                     ", the likelihood's domain is " + likelihood.domain().to_string());
+    return report;
+  }
+  report = check_jacobian(*f, s, options);
+  if (!likelihood.transformation_is_exact()) {
+    report.details.push_back(likelihood.name() +
+                             ": J^T J = F holds only in expectation over the data; not checked");
+    return report;
+  }
+  const LinearOperatorPtr jacobian = f->linearize_flat(s.values()).jacobian;
+  const LinearOperatorPtr metric = likelihood.metric(s.values());
+  std::mt19937_64 rng(options.seed);
+  for (int trial = 0; trial < options.trials; ++trial) {
+    const Eigen::VectorXd v = standard_normal_vector(s.size(), rng);
+    Eigen::VectorXd jv = jacobian->evaluate(v);
+    Eigen::VectorXd squared(s.size());
+    jacobian->apply_adjoint(jv, squared);
+    record(report, likelihood.name() + " J_f^T J_f v = F v",
+           relative_error(squared, metric->evaluate(v), kScaleFloor), options.linear.tolerance);
+  }
+  return report;
+}
+
 }  // namespace infield

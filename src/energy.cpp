@@ -83,6 +83,12 @@ Eigen::VectorXd StandardHamiltonian::draw_metric_sample(const LinearOperator& ja
   return theta;
 }
 
+OperatorPtr StandardHamiltonian::transformation() const {
+  OperatorPtr f = likelihood_->transformation();
+  if (!f) return nullptr;
+  return compose(std::move(f), model_);
+}
+
 std::shared_ptr<const StandardHamiltonian> standard_hamiltonian(LikelihoodPtr likelihood,
                                                                 OperatorPtr model) {
   return std::make_shared<StandardHamiltonian>(std::move(likelihood), std::move(model));

@@ -6,6 +6,7 @@
 #include "infield/error.h"
 #include "unchecked_diagonal.h"
 #include "infield/linear_operators.h"
+#include "infield/pointwise.h"
 
 namespace infield {
 
@@ -47,6 +48,7 @@ class DiagonalGaussianLikelihood final : public Likelihood {
   Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
     return s + standard_normal_vector(data_.size(), rng).cwiseQuotient(inverse_std_);
   }
+  OperatorPtr transformation() const override { return diagonal_operator(domain(), inverse_std_); }
 
  private:
   Eigen::VectorXd data_, inverse_variance_, inverse_std_;
@@ -82,6 +84,7 @@ class OperatorGaussianLikelihood final : public Likelihood {
     factor_->apply_mode(LinearOperator::kAdjointInverseTimes, xi, noise);
     return s + noise;
   }
+  OperatorPtr transformation() const override { return adjoint(factor_); }
 
  private:
   Eigen::VectorXd data_;
@@ -115,6 +118,7 @@ class PoissonLikelihood final : public Likelihood {
       d[i] = static_cast<double>(std::poisson_distribution<long long>(s[i])(rng));
     return d;
   }
+  OperatorPtr transformation() const override { return scale(2.0, sqrt(domain())); }
 
  private:
   Eigen::VectorXd counts_;

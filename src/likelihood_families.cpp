@@ -7,6 +7,7 @@
 #include "unchecked_diagonal.h"
 #include "infield/likelihood.h"
 #include "infield/linear_operators.h"
+#include "infield/pointwise.h"
 
 namespace infield {
 namespace {
@@ -45,6 +46,9 @@ class StudentTLikelihood final : public Likelihood {
     for (Eigen::Index i = 0; i < s.size(); ++i) d[i] = s[i] + noise_std_ * student(rng);
     return d;
   }
+  OperatorPtr transformation() const override {
+    return scaling_operator(domain(), std::sqrt(fisher_));
+  }
 
  private:
   Eigen::VectorXd data_;
@@ -79,6 +83,16 @@ class BernoulliLikelihood final : public Likelihood {
     for (Eigen::Index i = 0; i < s.size(); ++i)
       d[i] = std::bernoulli_distribution(s[i])(rng) ? 1.0 : 0.0;
     return d;
+  }
+  /// f(s) = 2 arcsin(sqrt(s)): f'(s) = 1 / sqrt(s (1 - s)). NaN outside [0, 1].
+  OperatorPtr transformation() const override {
+    auto derivative = [](ConstVectorRef s, ConstVectorRef v) -> Eigen::VectorXd {
+      return (v.array() / (s.array() * (1.0 - s.array())).sqrt()).matrix();
+    };
+    return make_operator(
+        domain(), domain(),
+        [](ConstVectorRef s) -> Eigen::VectorXd { return (2.0 * s.array().sqrt().asin()).matrix(); },
+        derivative, derivative, "BernoulliTransformation");
   }
 
  private:
@@ -119,6 +133,41 @@ class VariableCovarianceGaussianLikelihood final : public Likelihood {
     return s.segment(mean_offset_, n) +
            standard_normal_vector(n, rng).cwiseQuotient(s.segment(inverse_variance_offset_, n).cwiseSqrt());
   }
+  /// NIFTy's local transformation f(m, w) = (sqrt(w) (m - d), 0.5 log w), laid out like the input.
+  OperatorPtr transformation() const override {
+    const Eigen::Index n = data_.size(), mo = mean_offset_, wo = inverse_variance_offset_;
+    const Eigen::VectorXd data = data_;
+    auto value = [=](ConstVectorRef s) -> Eigen::VectorXd {
+      const auto w = s.segment(wo, n).array();
+      Eigen::VectorXd f(s.size());
+      f.segment(mo, n) = (w.sqrt() * (s.segment(mo, n).array() - data.array())).matrix();
+      f.segment(wo, n) = (0.5 * w.log()).matrix();
+      return f;
+    };
+    auto jvp = [=](ConstVectorRef s, ConstVectorRef v) -> Eigen::VectorXd {
+      const auto w = s.segment(wo, n).array();
+      const Eigen::ArrayXd residual = s.segment(mo, n).array() - data.array();
+      Eigen::VectorXd out(s.size());
+      out.segment(mo, n) = (w.sqrt() * v.segment(mo, n).array() +
+                            residual / (2.0 * w.sqrt()) * v.segment(wo, n).array())
+                               .matrix();
+      out.segment(wo, n) = (0.5 * v.segment(wo, n).array() / w).matrix();
+      return out;
+    };
+    auto vjp = [=](ConstVectorRef s, ConstVectorRef u) -> Eigen::VectorXd {
+      const auto w = s.segment(wo, n).array();
+      const Eigen::ArrayXd residual = s.segment(mo, n).array() - data.array();
+      Eigen::VectorXd out(s.size());
+      out.segment(mo, n) = (w.sqrt() * u.segment(mo, n).array()).matrix();
+      out.segment(wo, n) = (residual / (2.0 * w.sqrt()) * u.segment(mo, n).array() +
+                            0.5 * u.segment(wo, n).array() / w)
+                               .matrix();
+      return out;
+    };
+    return make_operator(domain(), domain(), value, jvp, vjp,
+                         "VariableCovarianceGaussianTransformation");
+  }
+  bool transformation_is_exact() const override { return false; }
 
  private:
   /// F = diag(w) on the mean, diag(1 / (2 w^2)) on w.
@@ -159,6 +208,9 @@ class InverseGammaLikelihood final : public Likelihood {
     for (Eigen::Index i = 0; i < s.size(); ++i)
       d[i] = 1.0 / std::gamma_distribution<double>(alpha_, 1.0 / s[i])(rng);
     return d;
+  }
+  OperatorPtr transformation() const override {
+    return scale(std::sqrt(alpha_), log(domain()));
   }
 
  private:

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "infield/likelihood.h"
 #include "infield/operator.h"
 
 namespace infield {
@@ -60,5 +61,14 @@ struct JacobianCheckOptions {
 /// Throws DomainMismatch or InvalidArgument (NaN/Inf in x) for a bad x.
 CheckReport check_jacobian(const Operator& op, const Field& x,
                            const JacobianCheckOptions& options = {});
+
+/// Checks a likelihood's coordinate transformation f (Likelihood::transformation()) at the model
+/// output `s`:
+///  - f exists and maps the likelihood's domain,
+///  - check_jacobian(f, s) with `options`,
+///  - where the likelihood says it is exact, the metric's square root: J_f^T J_f v = F(s) v for
+///    random v, to options.linear.tolerance.
+CheckReport check_likelihood_transformation(const Likelihood& likelihood, const Field& s,
+                                            const JacobianCheckOptions& options = {});
 
 }  // namespace infield

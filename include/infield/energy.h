@@ -74,6 +74,11 @@ class StandardHamiltonian final : public Energy {
 
   const LikelihoodPtr& likelihood() const { return likelihood_; }
   const OperatorPtr& model() const { return model_; }
+  /// The likelihood's coordinate transformation after the model, xi -> f(R(xi)); with the prior's
+  /// identity beside it, the Jacobian of xi -> (f(R(xi)), xi) squares to the metric M (exactly
+  /// where the likelihood's transformation is exact). Null if the likelihood has none. geoVI's
+  /// samples are built from it (<infield/inference/geovi.h>).
+  OperatorPtr transformation() const;
   /// A draw theta = J^T n + eta with n ~ N(0, F) and eta ~ N(0, 1): Cov(theta) = M (at xi).
   /// `jacobian` and `model_value` are the linearisation at xi.
   /// When `prior_part` is not null it receives eta (metric sampling starts its CG there).

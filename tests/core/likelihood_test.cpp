@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "infield/checks.h"
 #include "infield/error.h"
 #include "infield/linear_operators.h"
+#include "infield/pointwise.h"
 #include "infield/testing/matchers.h"
 
 namespace infield {
@@ -333,7 +335,7 @@ Eigen::VectorXd finite_difference_gradient(const Likelihood& likelihood, const E
 /// The metric as a dense matrix: its columns are F e_j.
 Eigen::MatrixXd dense_metric(const LinearOperator& metric) {
   const Eigen::Index n = metric.domain().size();
-  Eigen::MatrixXd f(n, n);
+  Eigen::MatrixXd f(metric.target().size(), n);
   for (Eigen::Index j = 0; j < n; ++j) f.col(j) = metric.evaluate(Eigen::VectorXd::Unit(n, j));
   return f;
 }
@@ -530,6 +532,81 @@ TYPED_TEST(LikelihoodTest, FieldLevelCallsCheckTheSpace) {
   const Field wrong = Field::zeros(unstructured(this->likelihood_->domain().size() + 1));
   EXPECT_THROW(this->likelihood_->value(wrong), DomainMismatch);
   EXPECT_THROW(this->likelihood_->gradient(wrong), DomainMismatch);
+}
+
+TYPED_TEST(LikelihoodTest, TransformationIsTheMetricsSquareRoot) {
+  // geoVI's coordinate transformation: its Jacobian against finite differences and, where exact,
+  // J_f^T J_f = F, at the case's point and at the hand example's.
+  const HandExample hand = TypeParam::hand();
+  const std::vector<std::pair<const Likelihood*, Eigen::VectorXd>> at = {
+      {this->likelihood_.get(), this->s_}, {hand.likelihood.get(), hand.s}};
+  for (const auto& [likelihood, s] : at) {
+    ASSERT_NE(likelihood->transformation(), nullptr);
+    const CheckReport report =
+        check_likelihood_transformation(*likelihood, Field(likelihood->domain(), s));
+    EXPECT_TRUE(report.passed) << report.summary();
+    if (likelihood->transformation_is_exact()) {
+      const LinearOperatorPtr jacobian = likelihood->transformation()->linearize_flat(s).jacobian;
+      const Eigen::MatrixXd dense_jacobian = dense_metric(*jacobian);  // columns J e_i
+      const Eigen::MatrixXd f = dense_metric(*likelihood->metric(s));
+      EXPECT_TRUE((dense_jacobian.transpose() * dense_jacobian).isApprox(f, 1e-12));
+    }
+  }
+}
+
+TEST(LikelihoodTransformation, VariableCovarianceGaussianSquaresToTheMetricOnAverage) {
+  // J_f^T J_f is quadratic in r = m - d; averaged over d = m -+ 1/sqrt(w) (E r = 0, E r^2 = 1/w,
+  // the first two moments of p(d | m, w)) it must be the Fisher metric exactly.
+  const DomainTuple tuple{unstructured(2)};
+  const Eigen::VectorXd mean = vec({0.3, -1.0}), w = vec({2.0, 0.5});
+  const Field s = Field::multi({{"mean", Field(tuple, mean)}, {"inverse_variance", Field(tuple, w)}});
+  Eigen::MatrixXd average = Eigen::MatrixXd::Zero(4, 4), fisher;
+  for (double sign : {-1.0, 1.0}) {
+    const Field data(tuple, (mean.array() + sign / w.array().sqrt()).matrix());
+    const LikelihoodPtr likelihood = variable_covariance_gaussian_likelihood(data);
+    EXPECT_FALSE(likelihood->transformation_is_exact());
+    const CheckReport report = check_likelihood_transformation(*likelihood, s);
+    EXPECT_TRUE(report.passed) << report.summary();
+    const Eigen::MatrixXd j =
+        dense_metric(*likelihood->transformation()->linearize_flat(s.values()).jacobian);
+    average += 0.5 * j.transpose() * j;
+    fisher = dense_metric(*likelihood->metric(s.values()));
+  }
+  EXPECT_TRUE(average.isApprox(fisher, 1e-14)) << average << "\n\n" << fisher;
+}
+
+/// Poisson counts with a transformation off by a factor: what the check must catch.
+class WrongTransformationLikelihood final : public Likelihood {
+ public:
+  explicit WrongTransformationLikelihood(const Field& counts)
+      : Likelihood(counts.space()), poisson_(poisson_likelihood(counts)) {}
+  std::string name() const override { return "WrongTransformation"; }
+  double evaluate(ConstVectorRef s, Eigen::VectorXd* g) const override {
+    return poisson_->evaluate(s, g);
+  }
+  LinearOperatorPtr metric(ConstVectorRef s) const override { return poisson_->metric(s); }
+  Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
+    return poisson_->draw_metric_sample(s, rng);
+  }
+  Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
+    return poisson_->draw_data(s, rng);
+  }
+  OperatorPtr transformation() const override { return sqrt(domain()); }  // should be 2 sqrt
+
+ private:
+  LikelihoodPtr poisson_;
+};
+
+TEST(LikelihoodTransformation, CheckCatchesAWrongSquareRootAndAMissingOne) {
+  const Field counts = field(unstructured(3), {1.0, 4.0, 0.0});
+  const Field s = field(unstructured(3), {1.5, 3.0, 0.2});
+  const CheckReport wrong = check_likelihood_transformation(WrongTransformationLikelihood(counts), s);
+  EXPECT_FALSE(wrong.passed);
+  EXPECT_THAT(wrong.summary(), HasSubstr("J_f^T J_f v = F v"));
+  EXPECT_TRUE(check_likelihood_transformation(*poisson_likelihood(counts), s).passed);
+  EXPECT_THROW(check_likelihood_transformation(*poisson_likelihood(counts),
+                                               Field::zeros(unstructured(4))),
+               DomainMismatch);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -15,52 +15,11 @@
 #include "infield/linear_operators.h"
 #include "infield/npy.h"
 #include "infield/pointwise.h"
+#include "test_problems.h"
 
 namespace infield {
 namespace {
-
-Eigen::VectorXd gaussian(Eigen::Index n, std::mt19937_64& rng) {
-  std::normal_distribution<double> g;
-  Eigen::VectorXd v(n);
-  for (auto& x : v) x = g(rng);
-  return v;
-}
-
-/// d = R xi + n with a dense random response: the analytic posterior is
-/// mean = (R^T N^-1 R + 1)^-1 R^T N^-1 d, covariance (R^T N^-1 R + 1)^-1.
-struct LinearGaussianProblem {
-  Eigen::Index n = 80, m = 100;
-  double noise_std = 0.3;
-  Eigen::MatrixXd response;
-  Eigen::VectorXd data;
-  std::shared_ptr<const StandardHamiltonian> hamiltonian;
-  Eigen::VectorXd analytic_mean;
-  Eigen::MatrixXd analytic_covariance;
-
-  explicit LinearGaussianProblem(unsigned seed) {
-    std::mt19937_64 rng(seed);
-    response = Eigen::MatrixXd(m, n);
-    for (auto& x : response.reshaped()) x = std::normal_distribution<double>(0, 0.3)(rng);
-    Eigen::VectorXd truth = gaussian(n, rng);
-    data = response * truth + noise_std * gaussian(m, rng);
-    auto model = matrix_operator(unstructured(n), unstructured(m), response);
-    hamiltonian = standard_hamiltonian(gaussian_likelihood(Field(unstructured(m), data), noise_std),
-                                       model);
-    const double w = 1.0 / (noise_std * noise_std);
-    Eigen::MatrixXd precision = w * response.transpose() * response;
-    precision.diagonal().array() += 1.0;
-    Eigen::LLT<Eigen::MatrixXd> llt(precision);
-    analytic_mean = llt.solve(w * response.transpose() * data);
-    analytic_covariance = llt.solve(Eigen::MatrixXd::Identity(n, n));
-  }
-};
-
-NewtonCGOptions exact_newton() {
-  NewtonCGOptions o;
-  o.cg.relative_residual = 1e-12;
-  o.gradient_tolerance = 1e-10;
-  return o;
-}
+using namespace infield::test;
 
 TEST(Mgvi, LinearGaussianMeanEqualsTheAnalyticPosteriorMean) {
   LinearGaussianProblem p(1);
@@ -244,23 +203,6 @@ TEST(Mgvi, ProgressLineAndCallbackPerIteration) {
   EXPECT_THAT(progress.str(), ::testing::HasSubstr("sampling CG"));
 }
 
-/// A dense circulant square root of the stationary covariance with power spectrum P(|k|) on a
-/// periodic grid of n pixels: A = F^-1 diag(sqrt(P)) F, first column a_j = n^-1/2 sum_k sqrt(P_k)
-/// cos(2 pi j k / n), so that A A^T has first row c = n ifft(P) (the wf1d convention).
-Eigen::MatrixXd circulant_sqrt(Eigen::Index n, const std::function<double(double)>& power) {
-  Eigen::VectorXd a = Eigen::VectorXd::Zero(n);
-  for (Eigen::Index k = 0; k < n; ++k) {
-    const double amp = std::sqrt(power(static_cast<double>(std::min(k, n - k))));
-    for (Eigen::Index j = 0; j < n; ++j)
-      a[j] += amp * std::cos(2 * M_PI * static_cast<double>((j * k) % n) / static_cast<double>(n));
-  }
-  a /= std::sqrt(static_cast<double>(n));
-  Eigen::MatrixXd m(n, n);
-  for (Eigen::Index i = 0; i < n; ++i)
-    for (Eigen::Index j = 0; j < n; ++j) m(i, j) = a[(i - j + n) % n];
-  return m;
-}
-
 TEST(Mgvi, WienerFilterBenchmarkMatchesTheStoredAnalyticMean) {
   const std::filesystem::path dir = std::filesystem::path(INFIELD_SHARED_DIR) / "benchmarks/wf1d";
   if (!std::filesystem::exists(dir / "data.npy")) GTEST_SKIP() << "no " << dir;
@@ -290,34 +232,6 @@ TEST(Mgvi, WienerFilterBenchmarkMatchesTheStoredAnalyticMean) {
   EXPECT_LT((mean - analytic.values).norm() / analytic.values.norm(), 1e-6);
   EXPECT_TRUE(result.all_converged());
 }
-
-// A log-normal field observed through Poisson counts: s = exp(A xi), d ~ Poisson(s).
-struct LogNormalPoissonProblem {
-  static constexpr Eigen::Index n = 64;
-  DomainPtr grid = regular_grid({n});
-  LinearOperatorPtr prior;
-  OperatorPtr signal;
-  Eigen::VectorXd truth;
-  std::shared_ptr<const StandardHamiltonian> hamiltonian;
-
-  explicit LogNormalPoissonProblem(unsigned seed) {
-    // Smooth log-rate with fluctuations of about 0.6 around log(30) counts per pixel.
-    prior = matrix_operator(grid, grid, circulant_sqrt(n, [](double k) {
-                              return 0.36 * 8.0 / (1.0 + std::pow(k / 3.0, 4.0)) / 8.0;
-                            }));
-    auto offset = make_operator(
-        grid, grid, [](ConstVectorRef x) { return (x.array() + std::log(30.0)).matrix().eval(); },
-        [](ConstVectorRef, ConstVectorRef v) { return Eigen::VectorXd(v); },
-        [](ConstVectorRef, ConstVectorRef u) { return Eigen::VectorXd(u); }, "Offset");
-    signal = exp(compose(offset, prior));
-    std::mt19937_64 rng(seed);
-    Field xi_true = Field::normal(grid, rng);
-    truth = signal->apply(xi_true).values();
-    auto draw = poisson_likelihood(Field(grid, Eigen::VectorXd::Zero(n)));
-    Eigen::VectorXd counts = draw->draw_data(truth, rng);
-    hamiltonian = standard_hamiltonian(poisson_likelihood(Field(grid, counts)), signal);
-  }
-};
 
 TEST(Mgvi, LogNormalPoissonKLDecreasesAndCoversTheTruth) {
   int covered = 0, total = 0;

@@ -10,6 +10,10 @@
 /// is minimised over xi with the residuals held fixed; then residuals are redrawn at the new point.
 /// Every sample has its own random stream, derived from (seed, global iteration, pair index), so
 /// results do not depend on the number of threads, and a resumed run repeats an uninterrupted one.
+///
+/// geoVI (<infield/inference/geovi.h>) is the same loop with non-linear samples: each linear
+/// sample and its mirror are refined by a minimiser (SamplingOptions::nonlinear_minimizer,
+/// GlobalIterationSettings::nonlinear_sampling_minimizer); a schedule may switch per iteration.
 
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +25,7 @@
 
 #include "infield/energy.h"
 #include "infield/inference/conjugate_gradient.h"
+#include "infield/inference/geovi.h"
 #include "infield/inference/minimizer.h"
 
 namespace infield {
@@ -63,17 +68,28 @@ struct SamplingOptions {
   /// Keys of a MultiField position that are point-estimated: their residuals are zero and the
   /// metric is restricted to the other keys.
   std::vector<std::string> point_estimates;
+  /// geoVI when set: every linear sample and its mirror are refined by this minimiser on geoVI's
+  /// sample energy (GeoVIExpansion::refine), e.g. geovi_sample_minimizer(). Null: MGVI.
+  MinimizerPtr nonlinear_minimizer;
   void validate() const;
 };
 
 struct SamplingSummary {
-  int cg_iterations = 0;       ///< Summed over all samples.
-  int cg_not_converged = 0;    ///< Number of samples whose CG did not reach its tolerance.
-  std::vector<ConjugateGradientSummary> per_sample;
+  int cg_iterations = 0;       ///< Summed over all pairs.
+  int cg_not_converged = 0;    ///< Number of pairs whose CG did not reach its tolerance.
+  std::vector<ConjugateGradientSummary> per_sample;  ///< One per pair.
+  /// geoVI only: minimiser iterations summed over all samples, the samples whose refinement did
+  /// not converge, and each sample's summary (2 per pair: plus, then minus).
+  int nonlinear_iterations = 0;
+  int nonlinear_not_converged = 0;
+  std::vector<MinimizerSummary> nonlinear_per_sample;
 };
 
-/// Draws `options.pairs` mirrored residual pairs around `position`, in parallel (oneTBB), sample i
-/// from the random stream (seed, stream, i).
+/// Draws `options.pairs` mirrored residual pairs around `position`, in parallel (oneTBB), pair i
+/// from the random stream (seed, stream, i). With options.nonlinear_minimizer (geoVI) the linear
+/// residuals come from geoVI's metric 1 + J̄^T J̄ (the Hamiltonian's, where the likelihood's
+/// transformation is exact) and are then refined one by one: the list is not mirrored, its
+/// samples 2i and 2i + 1 are the refined plus and minus samples of pair i.
 SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& position,
                         const SamplingOptions& options, std::uint64_t seed, std::uint64_t stream,
                         SamplingSummary* summary = nullptr);
@@ -100,6 +116,9 @@ struct GlobalIterationSettings {
   MinimizerPtr minimizer;
   ConjugateGradientOptions sampling_cg = {1e-8, 0.0, 500};
   std::vector<std::string> point_estimates;
+  /// geoVI's sample minimiser (NIFTy's `nonlinear_sampling_minimizer`); null: MGVI's linear
+  /// samples.
+  MinimizerPtr nonlinear_sampling_minimizer;
 };
 
 struct GlobalIterationReport {
@@ -110,15 +129,23 @@ struct GlobalIterationReport {
   /// energies over sqrt(pairs) (0 with fewer than two pairs). Changes of the KL between global
   /// iterations smaller than a few of these are noise, not progress.
   double kl_standard_error = 0.0;
-  /// The KL divergence up to a constant, kl_value + 0.5 log det M with M the metric at the point
-  /// where the samples were drawn (the Gaussian's entropy term, constant during the minimisation
-  /// of one iteration). Computed densely when the sampled space has at most
+  /// The KL divergence up to a constant, kl_value minus the entropy of the sample distribution
+  /// (constant during the minimisation of one iteration): MGVI's Gaussian has entropy
+  /// -0.5 log det M with M the metric where the samples were drawn; geoVI's samples g^{-1}(z),
+  /// z ~ N(g(xi_bar), M), have entropy 0.5 log det M - E[log |det J_g|] (which is MGVI's where g
+  /// is affine, J_g = M), the expectation taken over this iteration's samples. Computed densely when the sampled space has at most
   /// OptimizeKLOptions::dense_entropy_limit entries, otherwise NaN. Unlike kl_value, this is
-  /// comparable between global iterations whose sample covariances differ.
+  /// comparable between global iterations whose sample distributions differ, and between MGVI
+  /// and geoVI.
   double kl_with_entropy = std::numeric_limits<double>::quiet_NaN();
   double gradient_norm = 0.0;   ///< Its gradient norm.
   int sampling_cg_iterations = 0;
   int sampling_cg_not_converged = 0;
+  /// True if this iteration's samples are geoVI's; then the refinement's iterations (summed over
+  /// samples) and the samples whose refinement did not converge.
+  bool nonlinear_sampling = false;
+  int nonlinear_sampling_iterations = 0;
+  int nonlinear_sampling_not_converged = 0;
   MinimizerSummary minimizer;
   double seconds_sampling = 0.0;
   double seconds_minimizing = 0.0;
