@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "json_output.h"
 #include "matrix_io.h"
+#include "sampling_method_flags.h"
 #include "infield/inference/mgvi.h"
 #include "infield/infield.h"
 
@@ -26,6 +27,7 @@ struct MgviLinearOptions {
   int threads = 0;
   int cg_max_iterations = 500;
   bool resume = false;
+  SamplingMethodFlags sampling;
 };
 
 /// FNV-1a over the model's response to a fixed probe, the data and the options that shape the run.
@@ -42,11 +44,11 @@ std::uint64_t fingerprint(const OperatorPtr& model, const OperatorPtr& prior,
   mix(&opt.noise_std, sizeof opt.noise_std);
   mix(&opt.samples, sizeof opt.samples);
   mix(&opt.cg_max_iterations, sizeof opt.cg_max_iterations);
-  return h;
+  return opt.sampling.fingerprint(h);
 }
 
 nlohmann::json report_json(const GlobalIterationReport& r) {
-  return {{"iteration", r.iteration},
+  nlohmann::json json = {{"iteration", r.iteration},
           {"samples", r.samples},
           {"kl", r.kl_value},
           {"kl_standard_error", r.kl_standard_error},
@@ -59,6 +61,8 @@ nlohmann::json report_json(const GlobalIterationReport& r) {
           {"minimizer_converged", r.minimizer.converged()},
           {"seconds_sampling", r.seconds_sampling},
           {"seconds_minimizing", r.seconds_minimizing}};
+  add_sampling_report(json, r);
+  return json;
 }
 
 int run_mgvi_linear(const MgviLinearOptions& opt) {
@@ -102,6 +106,9 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
   options.global_iterations = opt.iterations;
   options.settings.sample_pairs = opt.samples / 2;
   options.settings.sampling_cg.max_iterations = opt.cg_max_iterations;
+  // geoVI on this linear-Gaussian problem gives MGVI's samples (to the solver tolerance): a check
+  // of the machinery more than a choice.
+  options.settings.nonlinear_sampling_minimizer = opt.sampling.nonlinear_sampling_minimizer();
   NewtonCGOptions newton;
   newton.cg.max_iterations = opt.cg_max_iterations;
   options.settings.minimizer = newton_cg(newton);
@@ -123,6 +130,7 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
   write_npy_rows(out / "samples.npy", rows);
 
   nlohmann::json summary = {{"command", "mgvi linear"},
+                            {"method", opt.sampling.method},
                             {"seed", opt.seed},
                             {"samples", samples.size()},
                             {"resumed_iterations", result.resumed_iterations},
@@ -137,6 +145,10 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
       if (it.sampling_cg_not_converged > 0)
         fmt::print(stderr, "infield mgvi linear: iteration {}: {} sampling CG solves did not converge\n",
                    it.iteration + 1, it.sampling_cg_not_converged);
+      if (it.nonlinear_sampling_not_converged > 0)
+        fmt::print(stderr,
+                   "infield mgvi linear: iteration {}: {} geoVI samples did not converge\n",
+                   it.iteration + 1, it.nonlinear_sampling_not_converged);
       if (!it.minimizer.converged())
         fmt::print(stderr, "infield mgvi linear: iteration {}: minimizer {}\n", it.iteration + 1,
                    it.minimizer.brief_report());
@@ -165,6 +177,7 @@ std::function<int()> register_mgvi_command(CLI::App& app) {
   cmd->add_option("--cg-max-iterations", opt->cg_max_iterations,
                   "iteration limit of every CG (sampling and Newton)")
       ->capture_default_str();
+  opt->sampling.add_to(cmd);
   cmd->add_flag("--resume", opt->resume, "continue from OUT/kl.ckpt");
   cmd->add_option("--out", opt->out, "output directory")->required();
   return [opt] { return run_mgvi_linear(*opt); };

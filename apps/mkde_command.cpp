@@ -17,6 +17,7 @@
 #include "json_output.h"
 #include "matrix_io.h"
 #include "png_image.h"
+#include "sampling_method_flags.h"
 
 namespace infield::apps {
 namespace {
@@ -30,6 +31,7 @@ struct MkdeCommandOptions {
   std::uint64_t seed = 42;
   int threads = 0;
   Eigen::Index n = 1000;
+  SamplingMethodFlags sampling;
 };
 
 /// The density with the points on top: a heat map for D = 2 (axis 0 to the right, axis 1 up), a
@@ -100,6 +102,7 @@ int run_fit(const MkdeCommandOptions& opt) {
   options.sample_pairs = opt.samples / 2;
   options.global_iterations = opt.iterations;
   options.seed = opt.seed;
+  options.nonlinear_sampling_minimizer = opt.sampling.nonlinear_sampling_minimizer();
   options.progress = &std::cerr;
   const auto start = std::chrono::steady_clock::now();
   const Mkde model = Mkde::fit(points, options);
@@ -117,6 +120,7 @@ int run_fit(const MkdeCommandOptions& opt) {
                          {"points", points.rows()},
                          {"samples", model.density_samples().size()},
                          {"seconds", seconds},
+                         {"method", opt.sampling.method},
                          {"layout", "C order over the axes; cell i of axis a spans "
                                     "[lower + i w, lower + (i + 1) w), w = (upper - lower) / shape[a]"}};
   for (const auto& [lo, hi] : model.bounds()) grid["bounds"].push_back({lo, hi});
@@ -170,6 +174,7 @@ std::function<int()> register_mkde_command(CLI::App& app) {
   fit->add_option("--iterations", opt->iterations, "global MGVI iterations")->capture_default_str();
   fit->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   fit->add_option("--threads", opt->threads, "threads (0: all cores)")->capture_default_str();
+  opt->sampling.add_to(fit);
   fit->add_option("--out", opt->out, "output directory (also the saved model)")->required();
   CLI::App* sample = mkde->add_subcommand("sample", "draw points from a fitted model");
   sample->add_option("--model", opt->model, "directory of a fitted model")->required();

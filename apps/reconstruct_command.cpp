@@ -20,6 +20,7 @@
 #include "json_output.h"
 #include "matrix_io.h"
 #include "png_image.h"
+#include "sampling_method_flags.h"
 
 namespace infield::apps {
 namespace {
@@ -44,6 +45,7 @@ struct ReconstructOptions {
   double newton_cg_reduction = 0.1;
   int newton_cg_max = 200;
   double initial_scale = 0.1;
+  SamplingMethodFlags sampling;
 };
 
 OperatorPtr apply_response(const std::string& name, OperatorPtr field) {
@@ -146,6 +148,7 @@ int run_reconstruct(const ReconstructOptions& opt) {
   for (double v : {opt.newton_cg_reduction}) h = fnv1a(h, &v, sizeof v);
   for (int v : {opt.samples, opt.sampling_cg_max, opt.newton_steps, opt.newton_cg_max})
     h = fnv1a(h, &v, sizeof v);
+  h = opt.sampling.fingerprint(h);
   options.run_id = fmt::format("reconstruct:{:016x}", h);
   options.global_iterations = opt.iterations;
   options.settings.sample_pairs = opt.samples / 2;
@@ -160,6 +163,7 @@ int run_reconstruct(const ReconstructOptions& opt) {
   newton.cg = {1e-6, 0.0, opt.newton_cg_max};
   newton.energy_reduction_factor = opt.newton_cg_reduction;  // inexact Newton, as NIFTy's
   options.settings.minimizer = newton_cg(newton);
+  options.settings.nonlinear_sampling_minimizer = opt.sampling.nonlinear_sampling_minimizer();
   options.seed = opt.seed;
   options.checkpoint = out / "kl.ckpt";
   options.resume = opt.resume;
@@ -223,6 +227,7 @@ int run_reconstruct(const ReconstructOptions& opt) {
       {"command", "reconstruct"},
       {"shape", shape},
       {"response", opt.response},
+      {"method", opt.sampling.method},
       {"seed", opt.seed},
       {"samples", samples.size()},
       {"threads", opt.threads},
@@ -235,8 +240,8 @@ int run_reconstruct(const ReconstructOptions& opt) {
       {"seconds_per_jvp", seconds_jvp},
       {"seconds_per_vjp", seconds_vjp},
       {"iterations", nlohmann::json::array()}};
-  for (const auto& it : result.iterations)
-    summary["iterations"].push_back(
+  for (const auto& it : result.iterations) {
+    nlohmann::json iteration =
         {{"iteration", it.iteration},
          {"kl", it.kl_value},
          {"kl_standard_error", it.kl_standard_error},
@@ -247,12 +252,19 @@ int run_reconstruct(const ReconstructOptions& opt) {
          {"newton_cg_iterations", it.minimizer.cg_iterations},
          {"minimizer", it.minimizer.brief_report()},
          {"seconds_sampling", it.seconds_sampling},
-         {"seconds_minimizing", it.seconds_minimizing}});
+         {"seconds_minimizing", it.seconds_minimizing}};
+    add_sampling_report(iteration, it);
+    summary["iterations"].push_back(std::move(iteration));
+  }
   if (truth.size()) {
     const Eigen::VectorXd diff = stats.mean.values() - truth;
     summary["rms_error"] = {{"all", std::sqrt(diff.squaredNorm() / static_cast<double>(pixels))},
                             {"observed", rms(diff, observed, true)},
                             {"unobserved", rms(diff, observed, false)}};
+    // Calibration: the fraction of pixels whose truth lies within one posterior std of the mean
+    // (68% for a calibrated Gaussian posterior).
+    summary["truth_within_one_std"] =
+        (diff.array().abs() <= stats.std.values().array()).cast<double>().mean();
   }
   // Posterior mean and std of the spectrum's parameters (NIFTy's prior transforms).
   {
@@ -286,10 +298,12 @@ int run_reconstruct(const ReconstructOptions& opt) {
   fmt::print("wrote {}/mean.npy, std.npy, power_mean.npy, power_k.npy, summary.json{} in {:.2f} s\n",
              opt.out, shape.size() == 2 ? ", mean.png, std.png, data.png" : "", seconds_total);
   if (truth.size())
-    fmt::print("rms error of the posterior mean: {:.4f} (observed {:.4f}, unobserved {:.4f})\n",
+    fmt::print("rms error of the posterior mean: {:.4f} (observed {:.4f}, unobserved {:.4f}); "
+               "truth within one posterior std in {:.1f}% of the pixels\n",
                summary["rms_error"]["all"].get<double>(),
                summary["rms_error"]["observed"].get<double>(),
-               summary["rms_error"]["unobserved"].get<double>());
+               summary["rms_error"]["unobserved"].get<double>(),
+               100 * summary["truth_within_one_std"].get<double>());
 
   // Budgets (iteration limits) are the schedule; a numerical failure is an error.
   int status = 0;
@@ -297,6 +311,9 @@ int run_reconstruct(const ReconstructOptions& opt) {
     if (it.sampling_cg_not_converged > 0)
       fmt::print(stderr, "{}: iteration {}: {} sampling CG solves stopped at the iteration limit\n",
                  kFn, it.iteration + 1, it.sampling_cg_not_converged);
+    if (it.nonlinear_sampling_not_converged > 0)
+      fmt::print(stderr, "{}: iteration {}: {} geoVI samples stopped at the step limit\n", kFn,
+                 it.iteration + 1, it.nonlinear_sampling_not_converged);
     if (it.minimizer.status == MinimizerStatus::kNumericalError) {
       fmt::print(stderr, "{}: iteration {}: minimizer failed: {}\n", kFn, it.iteration + 1,
                  it.minimizer.brief_report());
@@ -346,6 +363,7 @@ std::function<int()> register_reconstruct_command(CLI::App& app) {
   cmd->add_option("--initial-scale", opt->initial_scale,
                   "start at this times N(0, 1) excitations")
       ->capture_default_str();
+  opt->sampling.add_to(cmd);
   cmd->add_flag("--resume", opt->resume, "continue from OUT/kl.ckpt");
   cmd->add_option("--out", opt->out, "output directory")->required();
   return [opt] { return run_reconstruct(*opt); };

@@ -191,6 +191,7 @@ Mkde Mkde::fit(const Eigen::MatrixXd& points, const MkdeOptions& options) {
   newton.cg = {1e-6, 0.0, 200};
   newton.energy_reduction_factor = 0.1;
   kl.settings.minimizer = newton_cg(newton);
+  kl.settings.nonlinear_sampling_minimizer = options.nonlinear_sampling_minimizer;
   kl.seed = options.seed;
   kl.progress = options.progress;
   kl.dense_entropy_limit = 0;

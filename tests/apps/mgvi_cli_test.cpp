@@ -99,6 +99,39 @@ TEST_F(MgviCli, WritesThePosteriorOfTheSignal) {
   EXPECT_THAT(other.output, ::testing::HasSubstr("belongs to another run"));
 }
 
+TEST_F(MgviCli, GeoVIGivesMGVIsSamplesOnThisLinearProblem) {
+  CliRun mgvi = run(args());
+  ASSERT_EQ(mgvi.status, 0) << mgvi.output;
+  const NpyArray linear = read_npy(dir_ / "out/samples.npy");
+  // A checkpoint of the other method belongs to another run.
+  CliRun switched = run(args("--resume --method geovi"));
+  EXPECT_NE(switched.status, 0);
+  EXPECT_THAT(switched.output, ::testing::HasSubstr("belongs to another run"));
+  fs::remove_all(dir_ / "out");
+
+  CliRun geovi = run(args("--method geovi --geovi-steps 5"));
+  ASSERT_EQ(geovi.status, 0) << geovi.output;
+  EXPECT_THAT(geovi.output, ::testing::HasSubstr("geoVI"));  // the progress line
+  const NpyArray refined = read_npy(dir_ / "out/samples.npy");
+  ASSERT_EQ(refined.shape, linear.shape);
+  // Same random numbers, an affine g: the refinement stops where MGVI's CG did.
+  EXPECT_LT((refined.values - linear.values).norm(), 1e-6 * linear.values.norm());
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(dir_ / "out/summary.json"));
+  EXPECT_EQ(summary["method"], "geovi");
+  for (const auto& it : summary["iterations"]) {
+    EXPECT_EQ(it["method"], "geovi");
+    EXPECT_EQ(it["geovi_not_converged"], 0);
+    EXPECT_GE(it["geovi_newton_steps"].get<int>(), 0);
+  }
+
+  CliRun bad = run(args("--method newton"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, ::testing::HasSubstr("--method"));
+  CliRun steps = run(args("--method geovi --geovi-steps 0"));
+  EXPECT_NE(steps.status, 0);
+  EXPECT_THAT(steps.output, ::testing::HasSubstr("--geovi-steps"));
+}
+
 TEST_F(MgviCli, NonConvergenceExitsNonZeroWithTheReason) {
   CliRun result = run(args("--cg-max-iterations 2"));
   EXPECT_EQ(result.status, 3) << result.output;

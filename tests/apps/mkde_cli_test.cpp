@@ -88,6 +88,22 @@ TEST_F(MkdeCli, FitSampleLogpdf) {
   EXPECT_EQ(l.values[1], -std::numeric_limits<double>::infinity());
 }
 
+TEST_F(MkdeCli, FitWithGeoVI) {
+  const CliRun fit = run("fit --points " + path("points.npy") +
+                         " --cells 24 --samples 4 --iterations 2 --seed 3 --threads 1 --method "
+                         "geovi --geovi-steps 10 --out " + path("model"));
+  ASSERT_EQ(fit.status, 0) << fit.output;
+  EXPECT_THAT(fit.output, HasSubstr("geoVI"));
+  const auto grid = nlohmann::json::parse(std::ifstream(dir_ / "model" / "grid.json"));
+  EXPECT_EQ(grid["method"], "geovi");
+  const NpyArray mean = read_npy(dir_ / "model" / "density_mean.npy");
+  EXPECT_NEAR(mean.values.sum() * grid["cell_volume"].get<double>(), 1.0, 1e-9);
+  const CliRun bad = run("fit --points " + path("points.npy") + " --method mcmc --out " +
+                         path("bad"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, HasSubstr("--method"));
+}
+
 TEST_F(MkdeCli, BadInputFailsWithAClearMessage) {
   write_npy(dir_ / "nan.npy", {3, 2}, Eigen::VectorXd::Constant(6, std::nan("")));
   write_npy(dir_ / "flat.npy", {6}, Eigen::VectorXd::Ones(6));

@@ -125,6 +125,30 @@ TEST_F(ReconstructCli, WritesPosteriorFiguresAndSummary) {
   EXPECT_GT(hole_std / hole, 1.5 * seen_std / seen);
 }
 
+TEST_F(ReconstructCli, GeoVIRunReportsItsSamplesAndCalibration) {
+  const CliRun r = run(args("geovi", {{"--method", "geovi"}, {"--geovi-steps", "10"}}));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("geoVI"));
+  EXPECT_THAT(r.output, HasSubstr("truth within one posterior std"));
+  const auto summary = nlohmann::json::parse(std::ifstream(dir_ / "geovi" / "summary.json"));
+  EXPECT_EQ(summary["method"], "geovi");
+  for (const auto& it : summary["iterations"]) {
+    EXPECT_EQ(it["method"], "geovi");
+    EXPECT_GT(it["geovi_newton_steps"].get<int>(), 0);  // the sigmoid makes g non-linear
+    EXPECT_GE(it["geovi_not_converged"].get<int>(), 0);
+  }
+  const double within = summary["truth_within_one_std"].get<double>();
+  EXPECT_GT(within, 0.0);
+  EXPECT_LE(within, 1.0);
+  const double spread = std::sqrt((truth_.array() - truth_.mean()).square().mean());
+  EXPECT_LT(summary["rms_error"]["all"].get<double>(), 0.35 * spread);
+  // The MGVI run's checkpoint is not resumed as geoVI's.
+  ASSERT_EQ(run(args("mgvi")).status, 0);
+  const CliRun switched = run(args("mgvi", {{"--resume", ""}, {"--method", "geovi"}}));
+  EXPECT_NE(switched.status, 0);
+  EXPECT_THAT(switched.output, HasSubstr("belongs to another run"));
+}
+
 TEST_F(ReconstructCli, ResumedRunRepeatsTheFinishedOne) {
   ASSERT_EQ(run(args("run")).status, 0);
   const NpyArray first = read_npy(dir_ / "run" / "mean.npy");

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "infield/inference/minimizer.h"
 #include "infield/models/correlated_field.h"
 
 namespace infield {
@@ -68,6 +69,9 @@ struct MkdeOptions {
   int global_iterations = 5;
   int sample_pairs = 5;
   int newton_steps = 10;
+  /// geoVI's sample minimiser (e.g. geovi_sample_minimizer()) to refine every sample through the
+  /// Poisson likelihood's coordinate transformation; null: MGVI's linear samples.
+  MinimizerPtr nonlinear_sampling_minimizer;
   std::uint64_t seed = 42;
   /// Progress lines (one per global iteration); null silences them.
   std::ostream* progress = nullptr;
