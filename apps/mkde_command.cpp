@@ -174,6 +174,8 @@ std::function<int()> register_mkde_command(CLI::App& app) {
   fit->add_option("--iterations", opt->iterations, "global MGVI iterations")->capture_default_str();
   fit->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   fit->add_option("--threads", opt->threads, "threads (0: all cores)")->capture_default_str();
+  opt->sampling.geovi_steps = 15;  // as reconstruct: NIFTy's getting_started_3
+  opt->sampling.geovi_delta_energy = 0.5;
   opt->sampling.add_to(fit);
   fit->add_option("--out", opt->out, "output directory (also the saved model)")->required();
   CLI::App* sample = mkde->add_subcommand("sample", "draw points from a fitted model");

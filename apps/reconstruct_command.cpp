@@ -363,6 +363,9 @@ std::function<int()> register_reconstruct_command(CLI::App& app) {
   cmd->add_option("--initial-scale", opt->initial_scale,
                   "start at this times N(0, 1) excitations")
       ->capture_default_str();
+  // NIFTy's getting_started_3 (correlated field, geoVI): deltaE 0.5, at most 15 steps per sample.
+  opt->sampling.geovi_steps = 15;
+  opt->sampling.geovi_delta_energy = 0.5;
   opt->sampling.add_to(cmd);
   cmd->add_flag("--resume", opt->resume, "continue from OUT/kl.ckpt");
   cmd->add_option("--out", opt->out, "output directory")->required();

@@ -15,6 +15,9 @@ namespace infield::apps {
 struct SamplingMethodFlags {
   std::string method = "mgvi";
   int geovi_steps = 20;
+  /// The refinement stops when two successive Newton steps lower the sample energy by less than
+  /// this (NIFTy's AbsDeltaEnergyController deltaE); commands set their default before add_to().
+  double geovi_delta_energy = 1e-8;
 
   /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);

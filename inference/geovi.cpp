@@ -211,7 +211,7 @@ MinimizerPtr geovi_sample_minimizer(int max_iterations, double absolute_energy_c
   options.max_iterations = max_iterations;
   options.absolute_energy_change = absolute_energy_change;
   options.convergence_level = 2;
-  options.energy_reduction_factor = 0.0;
+  options.energy_reduction_factor = 0.1;  // NIFTy's NewtonCG: inexact steps
   options.cg = {1e-6, 0.0, 200};
   return newton_cg(options);
 }

@@ -338,7 +338,7 @@ TEST(GeoVI, LogNormalPoissonCoverageOfTheTruthMatchesMGVIs) {
       OptimizeKLOptions options;
       options.global_iterations = 5;
       options.settings.sample_pairs = 8;
-      if (geovi) options.settings.nonlinear_sampling_minimizer = geovi_sample_minimizer();
+      if (geovi) options.settings.nonlinear_sampling_minimizer = geovi_sample_minimizer(40);
       options.seed = 100 + seed;
       const auto result = optimize_kl(p.hamiltonian, Field::zeros(p.grid), options);
       for (const auto& r : result.iterations) not_converged += r.nonlinear_sampling_not_converged;
