@@ -83,9 +83,6 @@ int main(int argc, char** argv) {
   options.settings.minimizer = newton_cg(newton);
   if (method == "geovi") options.settings.nonlinear_sampling_minimizer = geovi_sample_minimizer(geovi_steps);
   options.progress = &std::cout;
-  options.callback = [](const GlobalIterationReport&, const SampleList& s) {
-    std::printf("  expansion point %.4f %.4f\n", s.mean().values()[0], s.mean().values()[1]);
-  };
   const auto start = std::chrono::steady_clock::now();
   const OptimizeKLSummary result = optimize_kl(hamiltonian, Field::full(in, start_value), options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -127,6 +124,8 @@ int main(int argc, char** argv) {
   const Eigen::RowVector2d sample_mean = xi.colwise().mean();
   const Eigen::RowVector2d sample_std =
       ((xi.rowwise() - sample_mean).array().square().colwise().sum() / n).sqrt();
+  const Eigen::VectorXd expansion_point = result.samples.mean().values();
+  std::printf("expansion point %.3f %.3f\n", expansion_point[0], expansion_point[1]);
   std::printf("exact:  mean %.3f %.3f  std %.3f %.3f\n", mean[0], mean[1],
               std::sqrt(second[0] - mean[0] * mean[0]), std::sqrt(second[1] - mean[1] * mean[1]));
   std::printf("%s: mean %.3f %.3f  std %.3f %.3f  E|xi_1| %.3f  Hellinger %.3f  (%d samples, %.3f s)\n",
