@@ -325,41 +325,63 @@ TEST(GeoVI, RejectsALikelihoodWithoutTransformation) {
   }
 }
 
+/// The fractions of pixels whose truth lies within one and two posterior std, over the MGVI
+/// test's log-normal Poisson problems (10 problems of 64 pixels, 5 global iterations of 8 pairs).
+struct Coverage {
+  double one_std = 0.0, two_std = 0.0;
+  int not_converged = 0;
+};
+
+Coverage coverage(bool geovi, double mean_count) {
+  Coverage c;
+  int total = 0;
+  for (unsigned seed = 0; seed < 10; ++seed) {
+    LogNormalPoissonProblem p(seed, mean_count);
+    OptimizeKLOptions options;
+    options.global_iterations = 5;
+    options.settings.sample_pairs = 8;
+    if (geovi) options.settings.nonlinear_sampling_minimizer = geovi_sample_minimizer(40);
+    options.seed = 100 + seed;
+    const auto result = optimize_kl(p.hamiltonian, Field::zeros(p.grid), options);
+    for (const auto& r : result.iterations) c.not_converged += r.nonlinear_sampling_not_converged;
+    const auto stats = result.samples.statistics(*p.signal);
+    const Eigen::ArrayXd z =
+        (stats.mean.values() - p.truth).array().abs() / stats.std.values().array();
+    c.one_std += static_cast<double>((z <= 1.0).count());
+    c.two_std += static_cast<double>((z <= 2.0).count());
+    total += static_cast<int>(z.size());
+  }
+  c.one_std /= total;
+  c.two_std /= total;
+  return c;
+}
+
 TEST(GeoVI, LogNormalPoissonCoverageOfTheTruthMatchesMGVIs) {
-  // Issue 18 compares the two on the MGVI test's log-normal Poisson problems (10 problems, 64
-  // pixels each, 5 global iterations of 8 pairs). At 30 counts per pixel the posterior is close to
-  // Gaussian: both must be calibrated (ideal 95.45% within 2 std; 16 samples make the std noisy
-  // and the coverage a little low) and must agree to a few pixels. Measured: MGVI 93.9%, geoVI
-  // 93.6% (2 of 640 pixels apart); with 32 pairs both 95.3%.
-  auto coverage = [](bool geovi) {
-    int covered = 0, total = 0, not_converged = 0;
-    for (unsigned seed = 0; seed < 10; ++seed) {
-      LogNormalPoissonProblem p(seed);
-      OptimizeKLOptions options;
-      options.global_iterations = 5;
-      options.settings.sample_pairs = 8;
-      if (geovi) options.settings.nonlinear_sampling_minimizer = geovi_sample_minimizer(40);
-      options.seed = 100 + seed;
-      const auto result = optimize_kl(p.hamiltonian, Field::zeros(p.grid), options);
-      for (const auto& r : result.iterations) not_converged += r.nonlinear_sampling_not_converged;
-      const auto stats = result.samples.statistics(*p.signal);
-      const Eigen::ArrayXd z =
-          (stats.mean.values() - p.truth).array().abs() / stats.std.values().array();
-      covered += static_cast<int>((z <= 2.0).count());
-      total += static_cast<int>(z.size());
-    }
-    EXPECT_EQ(not_converged, 0);  // a mildly non-linear problem: Newton converges every sample
-    return static_cast<double>(covered) / total;
-  };
-  const double mgvi = coverage(false), geovi = coverage(true);
-  std::printf("truth within 2 posterior std: MGVI %.1f%%, geoVI %.1f%% of 640 pixels\n", 100 * mgvi,
-              100 * geovi);
+  // Issue 18 compares the two on the MGVI tests' problem, 30 counts per pixel, where the
+  // posterior is close to Gaussian: both must be calibrated (ideal 95.45% within 2 std; 16 samples
+  // make the std noisy and the coverage a little low) and agree to a few pixels. Measured: MGVI
+  // 93.9%, geoVI 93.6% (2 of 640 pixels apart); with 32 pairs both 95.3%.
+  const Coverage mgvi = coverage(false, 30.0), geovi = coverage(true, 30.0);
+  std::printf("30 counts: truth within 2 std: MGVI %.1f%%, geoVI %.1f%% of 640 pixels\n",
+              100 * mgvi.two_std, 100 * geovi.two_std);
+  EXPECT_EQ(geovi.not_converged, 0);  // mildly non-linear: every sample converges
   // 640 pixels: a binomial standard error of 0.8% around 95.45%; allow 4 of them.
-  for (double c : {mgvi, geovi}) {
+  for (double c : {mgvi.two_std, geovi.two_std}) {
     EXPECT_GE(c, 0.9545 - 4 * 0.0082);
     EXPECT_LE(c, 0.9545 + 4 * 0.0082);
   }
-  EXPECT_LE(std::abs(geovi - mgvi), 6.0 / 640);
+  EXPECT_LE(std::abs(geovi.two_std - mgvi.two_std), 6.0 / 640);
+}
+
+TEST(GeoVI, FewEventsCalibrateBetterThanMGVI) {
+  // With one count per pixel the posterior of the log-rate is skewed. MGVI's Gaussian samples
+  // then overstate the spread of the rate: its truth lies within one std in 72.3% of the pixels
+  // (ideal 68.3%); geoVI's in 67.8%. At two std both are at 92%.
+  const Coverage mgvi = coverage(false, 1.0), geovi = coverage(true, 1.0);
+  std::printf("1 count: truth within 1 std: MGVI %.1f%%, geoVI %.1f%%; within 2 std: %.1f%%, %.1f%%\n",
+              100 * mgvi.one_std, 100 * geovi.one_std, 100 * mgvi.two_std, 100 * geovi.two_std);
+  EXPECT_LT(std::abs(geovi.one_std - 0.6827), std::abs(mgvi.one_std - 0.6827) - 0.02);
+  EXPECT_EQ(geovi.not_converged, 0);
 }
 
 }  // namespace

@@ -84,13 +84,17 @@ struct LogNormalPoissonProblem {
   Eigen::VectorXd truth;
   std::shared_ptr<const StandardHamiltonian> hamiltonian;
 
-  explicit LogNormalPoissonProblem(unsigned seed) {
+  /// `mean_count`: the rate's median counts per pixel (30: nearly Gaussian; 1: few events).
+  explicit LogNormalPoissonProblem(unsigned seed, double mean_count = 30.0) {
     // Smooth log-rate with fluctuations of about 0.6 around log(30) counts per pixel.
     prior = matrix_operator(grid, grid, circulant_sqrt(n, [](double k) {
                               return 0.36 * 8.0 / (1.0 + std::pow(k / 3.0, 4.0)) / 8.0;
                             }));
     auto offset = make_operator(
-        grid, grid, [](ConstVectorRef x) { return (x.array() + std::log(30.0)).matrix().eval(); },
+        grid, grid,
+        [mean_count](ConstVectorRef x) {
+          return (x.array() + std::log(mean_count)).matrix().eval();
+        },
         [](ConstVectorRef, ConstVectorRef v) { return Eigen::VectorXd(v); },
         [](ConstVectorRef, ConstVectorRef u) { return Eigen::VectorXd(u); }, "Offset");
     signal = exp(compose(offset, prior));
