@@ -5,8 +5,12 @@
 #include <exception>
 
 #include "commands.h"
+#include "infield/inference/communicator.h"
 
 int main(int argc, char** argv) {
+  // Under mpirun / srun every rank runs this program; alone it is one process.
+  infield::MpiSession mpi(&argc, &argv);
+  const infield::Communicator world = infield::Communicator::world();
   // Training allocates and frees the same large matrices every step; glibc would map and unmap
   // each (page faults and zeroing: ~10% of a CVAE step). Keeping them in the heap avoids that.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
@@ -23,7 +27,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return world.is_root() ? app.exit(e) : e.get_exit_code();  // every rank saw the same line
   }
   try {
     if (app.got_subcommand("demo")) return run_demo();
@@ -34,8 +38,14 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("data")) return run_data();
     if (app.got_subcommand("fishernet")) return run_fishernet();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "infield: error: {}\n", e.what());
-    return 1;
+    if (world.size() == 1) {
+      fmt::print(stderr, "infield: error: {}\n", e.what());
+      return 1;
+    }
+    // The other ranks may be waiting for this one in a collective: end them all.
+    fmt::print(stderr, "infield: error on rank {} of {}: {}\n", world.rank(), world.size(),
+               e.what());
+    world.abort(1);
   }
   return 2;
 }

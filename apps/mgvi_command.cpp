@@ -116,7 +116,9 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
   options.checkpoint = std::filesystem::path(opt.out) / "kl.ckpt";
   options.resume = opt.resume;
   options.progress = &std::cerr;
+  options.communicator = Communicator::world();  // the ranks of mpirun, or this process
   OptimizeKLSummary result = optimize_kl(hamiltonian, Field::zeros(latent), options);
+  if (!options.communicator.is_root()) return result.all_converged() ? 0 : 3;  // root writes
 
   const SampleList& samples = result.samples;
   auto stats = samples.statistics(*prior);
@@ -131,6 +133,7 @@ int run_mgvi_linear(const MgviLinearOptions& opt) {
 
   nlohmann::json summary = {{"command", "mgvi linear"},
                             {"method", opt.sampling.method},
+                            {"ranks", options.communicator.size()},
                             {"seed", opt.seed},
                             {"samples", samples.size()},
                             {"resumed_iterations", result.resumed_iterations},

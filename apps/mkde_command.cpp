@@ -104,11 +104,13 @@ int run_fit(const MkdeCommandOptions& opt) {
   options.seed = opt.seed;
   options.nonlinear_sampling_minimizer = opt.sampling.nonlinear_sampling_minimizer();
   options.progress = &std::cerr;
+  options.communicator = Communicator::world();  // the ranks of mpirun, or this process
   const auto start = std::chrono::steady_clock::now();
   const Mkde model = Mkde::fit(points, options);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+  if (!options.communicator.is_root()) return 0;  // the root rank writes the model
   const std::filesystem::path out(opt.out);
   model.save(out);
   const std::vector<Eigen::Index> shape = model.cells();
@@ -121,6 +123,7 @@ int run_fit(const MkdeCommandOptions& opt) {
                          {"samples", model.density_samples().size()},
                          {"seconds", seconds},
                          {"method", opt.sampling.method},
+                         {"ranks", options.communicator.size()},
                          {"layout", "C order over the axes; cell i of axis a spans "
                                     "[lower + i w, lower + (i + 1) w), w = (upper - lower) / shape[a]"}};
   for (const auto& [lo, hi] : model.bounds()) grid["bounds"].push_back({lo, hi});

@@ -169,6 +169,7 @@ int run_reconstruct(const ReconstructOptions& opt) {
   options.resume = opt.resume;
   options.progress = &std::cerr;
   options.dense_entropy_limit = 0;  // 16k-dimensional: no dense log-determinant
+  options.communicator = Communicator::world();  // the ranks of mpirun, or this process
 
   std::mt19937_64 rng(opt.seed ^ 0x5eedULL);
   Field initial = Field::normal(cf.excitations(), rng);
@@ -176,6 +177,11 @@ int run_reconstruct(const ReconstructOptions& opt) {
   const auto setup_done = Clock::now();
   OptimizeKLSummary result = optimize_kl(hamiltonian, std::move(initial), options);
   const auto mgvi_done = Clock::now();
+  if (!options.communicator.is_root()) {  // the root rank writes the results
+    for (const auto& it : result.iterations)
+      if (it.minimizer.status == MinimizerStatus::kNumericalError) return 3;
+    return 0;
+  }
 
   // Posterior statistics.
   const SampleList& samples = result.samples;
@@ -228,6 +234,7 @@ int run_reconstruct(const ReconstructOptions& opt) {
       {"shape", shape},
       {"response", opt.response},
       {"method", opt.sampling.method},
+      {"ranks", options.communicator.size()},
       {"seed", opt.seed},
       {"samples", samples.size()},
       {"threads", opt.threads},

@@ -93,6 +93,7 @@ std::vector<bool> sampled_entries(const Space& space, const std::vector<std::str
 }
 
 void summarise_cg(std::vector<ConjugateGradientSummary> cg, SamplingSummary& summary) {
+  summary = {};
   for (const auto& s : cg) {
     summary.cg_iterations += s.iterations;
     summary.cg_not_converged += s.converged() ? 0 : 1;
@@ -100,51 +101,52 @@ void summarise_cg(std::vector<ConjugateGradientSummary> cg, SamplingSummary& sum
   summary.per_sample = std::move(cg);
 }
 
+/// The samples of pairs [begin, end) (pair i from the random stream (seed, stream, i)): one
+/// residual per pair for MGVI (mirrored), two for geoVI (plus and minus, each refined).
+struct DrawnSamples {
+  std::vector<Eigen::VectorXd> residuals;
+  bool mirrored = true;
+  SamplingSummary summary;
+};
+
 /// geoVI: linear samples from the expansion's metric, each sample and its mirror then refined.
-SampleList draw_geovi_samples(const StandardHamiltonian& hamiltonian, const Field& position,
+DrawnSamples draw_geovi_pairs(const StandardHamiltonian& hamiltonian, const Field& position,
                               const SamplingOptions& options, std::uint64_t seed,
-                              std::uint64_t stream, SamplingSummary* summary) {
+                              std::uint64_t stream, int begin, int end) {
   const GeoVIExpansion expansion(hamiltonian, position,
                                  sampled_entries(position.space(), options.point_estimates));
-  const int pairs = options.pairs;
+  const int pairs = end - begin;
   std::vector<Eigen::VectorXd> metric_samples(pairs), linear(pairs);
   std::vector<ConjugateGradientSummary> cg(pairs);
   tbb::parallel_for(0, pairs, [&](int i) {
-    std::mt19937_64 rng = sample_stream(seed, stream, static_cast<std::uint64_t>(i));
+    std::mt19937_64 rng = sample_stream(seed, stream, static_cast<std::uint64_t>(begin + i));
     metric_samples[i] = expansion.draw_metric_sample(rng, &linear[i]);
     cg[i] = conjugate_gradient(*expansion.metric(), metric_samples[i], linear[i], options.cg);
   });
-  std::vector<Eigen::VectorXd> residuals(2 * pairs);
+  DrawnSamples out;
+  out.mirrored = false;
+  out.residuals.resize(2 * pairs);
   std::vector<MinimizerSummary> refined(2 * pairs);
   tbb::parallel_for(0, 2 * pairs, [&](int k) {
     const double sign = k % 2 == 0 ? 1.0 : -1.0;
     Eigen::VectorXd residual = sign * linear[k / 2];
     refined[k] = expansion.refine(sign * metric_samples[k / 2], residual,
                                   *options.nonlinear_minimizer);
-    residuals[k] = expansion.embed(residual);
+    out.residuals[k] = expansion.embed(residual);
   });
-  if (summary) {
-    *summary = {};
-    summarise_cg(std::move(cg), *summary);
-    for (const auto& r : refined) {
-      summary->nonlinear_iterations += r.iterations;
-      summary->nonlinear_not_converged += r.converged() ? 0 : 1;
-    }
-    summary->nonlinear_per_sample = std::move(refined);
+  summarise_cg(std::move(cg), out.summary);
+  for (const auto& r : refined) {
+    out.summary.nonlinear_iterations += r.iterations;
+    out.summary.nonlinear_not_converged += r.converged() ? 0 : 1;
   }
-  return SampleList(position, std::move(residuals), false);
+  out.summary.nonlinear_per_sample = std::move(refined);
+  return out;
 }
 
-}  // namespace
-
-SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& position,
-                        const SamplingOptions& options, std::uint64_t seed, std::uint64_t stream,
-                        SamplingSummary* summary) {
-  options.validate();
-  check_same_space(hamiltonian.domain(), position.space(), "draw_samples", "position");
-  check_finite(position.values(), "draw_samples", "position");
-  if (options.nonlinear_minimizer)
-    return draw_geovi_samples(hamiltonian, position, options, seed, stream, summary);
+/// MGVI: M delta = theta by CG for each pair.
+DrawnSamples draw_mgvi_pairs(const StandardHamiltonian& hamiltonian, const Field& position,
+                             const SamplingOptions& options, std::uint64_t seed,
+                             std::uint64_t stream, int begin, int end) {
   // One linearisation at the expansion point serves every sample and every metric product.
   const FlatLinearization lin = hamiltonian.model()->linearize_flat(position.values());
   const LinearOperatorPtr metric =
@@ -158,10 +160,12 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
     solve_metric = compose(projection, metric, adjoint(projection));
   }
 
-  std::vector<Eigen::VectorXd> residuals(options.pairs);
-  std::vector<ConjugateGradientSummary> cg(options.pairs);
-  tbb::parallel_for(0, options.pairs, [&](int i) {
-    std::mt19937_64 rng = sample_stream(seed, stream, static_cast<std::uint64_t>(i));
+  const int pairs = end - begin;
+  DrawnSamples out;
+  out.residuals.resize(pairs);
+  std::vector<ConjugateGradientSummary> cg(pairs);
+  tbb::parallel_for(0, pairs, [&](int i) {
+    std::mt19937_64 rng = sample_stream(seed, stream, static_cast<std::uint64_t>(begin + i));
     // CG starts at eta, the prior part of theta, as NIFTy's SamplingEnabler does: directions the
     // data do not constrain then already carry their prior variance, so a CG truncated by its
     // iteration limit still gives samples as wide as the prior there (from 0 it would give
@@ -169,31 +173,65 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
     Eigen::VectorXd eta;
     Eigen::VectorXd theta = hamiltonian.draw_metric_sample(*lin.jacobian, lin.value, rng, &eta);
     if (!restricted) {
-      residuals[i] = std::move(eta);
-      cg[i] = conjugate_gradient(*solve_metric, theta, residuals[i], options.cg);
+      out.residuals[i] = std::move(eta);
+      cg[i] = conjugate_gradient(*solve_metric, theta, out.residuals[i], options.cg);
       return;
     }
     Eigen::VectorXd theta_r = projection->evaluate(theta);
     Eigen::VectorXd delta_r = projection->evaluate(eta);
     cg[i] = conjugate_gradient(*solve_metric, theta_r, delta_r, options.cg);
-    residuals[i] = Eigen::VectorXd(theta.size());
-    projection->apply_adjoint(delta_r, residuals[i]);
+    out.residuals[i] = Eigen::VectorXd(theta.size());
+    projection->apply_adjoint(delta_r, out.residuals[i]);
   });
-  if (summary) {
-    *summary = {};
-    summarise_cg(std::move(cg), *summary);
-  }
-  return SampleList(position, std::move(residuals), true);
+  summarise_cg(std::move(cg), out.summary);
+  return out;
+}
+
+DrawnSamples draw_pairs(const StandardHamiltonian& hamiltonian, const Field& position,
+                        const SamplingOptions& options, std::uint64_t seed, std::uint64_t stream,
+                        int begin, int end) {
+  return options.nonlinear_minimizer
+             ? draw_geovi_pairs(hamiltonian, position, options, seed, stream, begin, end)
+             : draw_mgvi_pairs(hamiltonian, position, options, seed, stream, begin, end);
+}
+
+}  // namespace
+
+SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& position,
+                        const SamplingOptions& options, std::uint64_t seed, std::uint64_t stream,
+                        SamplingSummary* summary) {
+  options.validate();
+  check_same_space(hamiltonian.domain(), position.space(), "draw_samples", "position");
+  check_finite(position.values(), "draw_samples", "position");
+  DrawnSamples drawn = draw_pairs(hamiltonian, position, options, seed, stream, 0, options.pairs);
+  if (summary) *summary = std::move(drawn.summary);
+  return SampleList(position, std::move(drawn.residuals), drawn.mirrored);
 }
 
 // ---- Sampled KL ----------------------------------------------------------------------------------
 namespace {
 
-/// (1/K) sum_k M_k, applied to all samples in parallel and summed in a fixed order.
+/// The sum over samples of per-sample vectors, the same bits for any number of ranks: samples
+/// are grouped into items (the pairs 2i, 2i + 1 when the count is even, else single samples), each
+/// item's samples added in order, and the items along Communicator::tree_sum's fixed tree.
+Eigen::VectorXd sum_over_samples(const std::vector<Eigen::VectorXd>& per_sample, int total_samples,
+                                 const Communicator& communicator, Eigen::Index length) {
+  const int group = total_samples % 2 == 0 ? 2 : 1;
+  std::vector<Eigen::VectorXd> items(per_sample.size() / group);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    items[i] = per_sample[group * i];
+    for (int j = 1; j < group; ++j) items[i] += per_sample[group * i + j];
+  }
+  return communicator.tree_sum(items, total_samples / group, length);
+}
+
+/// (1/K) sum_k M_k: this rank's samples in parallel, then summed over all samples (all ranks).
 class AveragedMetric final : public LinearOperator {
  public:
-  AveragedMetric(const Space& space, std::vector<LinearOperatorPtr> metrics)
-      : LinearOperator(space, space), metrics_(std::move(metrics)) {}
+  AveragedMetric(const Space& space, std::vector<LinearOperatorPtr> metrics,
+                 Communicator communicator, int total)
+      : LinearOperator(space, space), metrics_(std::move(metrics)),
+        communicator_(std::move(communicator)), total_(total) {}
   std::string name() const override { return "AveragedMetric"; }
   void apply_times(ConstVectorRef x, VectorRef out) const override { average(x, out); }
   void apply_adjoint(ConstVectorRef y, VectorRef out) const override { average(y, out); }
@@ -203,23 +241,46 @@ class AveragedMetric final : public LinearOperator {
     const int k = static_cast<int>(metrics_.size());
     std::vector<Eigen::VectorXd> parts(k, Eigen::VectorXd(x.size()));
     tbb::parallel_for(0, k, [&](int i) { metrics_[i]->apply_times(x, parts[i]); });
-    out = parts[0];
-    for (int i = 1; i < k; ++i) out += parts[i];
-    out /= k;
+    out = sum_over_samples(parts, total_, communicator_, x.size()) / total_;
   }
   std::vector<LinearOperatorPtr> metrics_;
+  Communicator communicator_;
+  int total_;
 };
 
 }  // namespace
 
 SampledKL::SampledKL(std::shared_ptr<const StandardHamiltonian> hamiltonian,
-                     std::vector<Eigen::VectorXd> signed_residuals)
+                     std::vector<Eigen::VectorXd> signed_residuals, Communicator communicator,
+                     int total_samples)
     : Energy(hamiltonian ? hamiltonian->domain() : Space()), hamiltonian_(std::move(hamiltonian)),
-      residuals_(std::move(signed_residuals)) {
-  check_argument(hamiltonian_ != nullptr, "SampledKL", "hamiltonian", "must not be null");
-  if (residuals_.empty()) residuals_.push_back(Eigen::VectorXd::Zero(domain().size()));
+      residuals_(std::move(signed_residuals)), communicator_(std::move(communicator)),
+      total_samples_(total_samples) {
+  constexpr std::string_view fn = "SampledKL";
+  check_argument(hamiltonian_ != nullptr, fn, "hamiltonian", "must not be null");
+  if (total_samples_ < 0) {
+    check_argument(communicator_.size() == 1, fn, "total_samples",
+                   "must be given over several ranks (the number of samples on all of them)");
+    total_samples_ = static_cast<int>(residuals_.size());
+  }
+  if (communicator_.size() > 1 && total_samples_ > 0) {
+    // Ranks hold whole pairs: this rank's share of the pairs, two samples each.
+    check_argument(total_samples_ % 2 == 0, fn, "total_samples",
+                   "must be even over several ranks (pairs of samples are dealt to ranks)");
+    const auto [begin, end] = communicator_.share(total_samples_ / 2);
+    check_argument(static_cast<int>(residuals_.size()) == 2 * (end - begin), fn,
+                   "signed_residuals", "must be this rank's share of the pairs, two per pair");
+  }
+  check_argument(static_cast<int>(residuals_.size()) <= total_samples_, fn, "total_samples",
+                 "is smaller than this rank's number of samples");
+  if (total_samples_ == 0) {
+    // No samples anywhere: the Hamiltonian itself (a MAP step), evaluated alike on every rank.
+    communicator_ = Communicator();
+    residuals_.assign(1, Eigen::VectorXd::Zero(domain().size()));
+    total_samples_ = 1;
+  }
   for (const auto& r : residuals_)
-    check_argument(r.size() == domain().size(), "SampledKL", "signed_residuals",
+    check_argument(r.size() == domain().size(), fn, "signed_residuals",
                    "must have the size of the domain");
 }
 
@@ -229,18 +290,23 @@ EnergyEvaluation SampledKL::evaluate(ConstVectorRef x, unsigned request) const {
   tbb::parallel_for(0, k, [&](int i) {
     parts[i] = hamiltonian_->evaluate(x + residuals_[i], request);
   });
-  EnergyEvaluation out;
-  for (int i = 0; i < k; ++i) out.value += parts[i].value;
-  out.value /= k;
-  if (request & kGradient) {
-    out.gradient = parts[0].gradient;
-    for (int i = 1; i < k; ++i) out.gradient += parts[i].gradient;
-    out.gradient /= k;
+  // Value and gradient as one vector per sample, summed over all samples (all ranks).
+  const Eigen::Index n = domain().size();
+  const Eigen::Index length = (request & kGradient) ? n + 1 : 1;
+  std::vector<Eigen::VectorXd> per_sample(k, Eigen::VectorXd(length));
+  for (int i = 0; i < k; ++i) {
+    per_sample[i][0] = parts[i].value;
+    if (request & kGradient) per_sample[i].tail(n) = parts[i].gradient;
   }
+  const Eigen::VectorXd sums = sum_over_samples(per_sample, total_samples_, communicator_, length);
+  EnergyEvaluation out;
+  out.value = sums[0] / total_samples_;
+  if (request & kGradient) out.gradient = sums.tail(n) / total_samples_;
   if (request & kMetric) {
     std::vector<LinearOperatorPtr> metrics;
     for (auto& p : parts) metrics.push_back(std::move(p.metric));
-    out.metric = k == 1 ? metrics[0] : std::make_shared<AveragedMetric>(domain(), std::move(metrics));
+    out.metric = std::make_shared<AveragedMetric>(domain(), std::move(metrics), communicator_,
+                                                  total_samples_);
   }
   return out;
 }
@@ -442,10 +508,30 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   }
 }
 
-Checkpoint read_checkpoint(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError("optimize_kl: cannot open checkpoint " + path.string());
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+/// The checkpoint's bytes, read by the root rank and sent to every rank; empty when there is none.
+/// A read error on the root is thrown on every rank.
+std::string read_checkpoint_bytes(const std::filesystem::path& path,
+                                  const Communicator& communicator) {
+  std::string message;  // first byte: 'n' no checkpoint, 'e' error (then its text), 'c' content
+  if (communicator.is_root()) {
+    if (!std::filesystem::exists(path)) {
+      message = "n";
+    } else {
+      std::ifstream in(path, std::ios::binary);
+      if (!in)
+        message = "ecannot open checkpoint " + path.string();
+      else
+        message = "c" + std::string((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    }
+  }
+  communicator.broadcast(message);
+  if (message.empty() || message[0] == 'n') return {};
+  if (message[0] == 'e') throw FileError("optimize_kl: " + message.substr(1));
+  return message.substr(1);
+}
+
+Checkpoint parse_checkpoint(std::string content, const std::filesystem::path& path) {
   Reader check(content, path);
   if (content.size() < sizeof kCheckpointMagic + sizeof(std::uint64_t))
     check.fail("is not an Infield KL checkpoint (too short)");
@@ -482,16 +568,21 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
 }
 
 /// The standard error of the KL from its pairs of samples (2i, 2i + 1): MGVI's mirrored pairs or
-/// geoVI's refined plus and minus samples.
+/// geoVI's refined plus and minus samples; each rank evaluates its own pairs.
 double pair_standard_error(const StandardHamiltonian& h, const Eigen::VectorXd& x,
-                           const std::vector<Eigen::VectorXd>& signed_residuals) {
-  const int pairs = static_cast<int>(signed_residuals.size()) / 2;
+                           const std::vector<Eigen::VectorXd>& signed_residuals,
+                           const Communicator& communicator) {
+  const int local = static_cast<int>(signed_residuals.size()) / 2;
+  std::vector<Eigen::VectorXd> local_means(local, Eigen::VectorXd(1));
+  tbb::parallel_for(0, local, [&](int i) {
+    local_means[i][0] = 0.5 * (h.evaluate(x + signed_residuals[2 * i], kValue).value +
+                               h.evaluate(x + signed_residuals[2 * i + 1], kValue).value);
+  });
+  const std::vector<Eigen::VectorXd> means = communicator.all_gather(local_means, 1);
+  const int pairs = static_cast<int>(means.size());
   if (pairs < 2) return 0.0;
   Eigen::VectorXd pair_mean(pairs);
-  tbb::parallel_for(0, pairs, [&](int i) {
-    pair_mean[i] = 0.5 * (h.evaluate(x + signed_residuals[2 * i], kValue).value +
-                          h.evaluate(x + signed_residuals[2 * i + 1], kValue).value);
-  });
+  for (int i = 0; i < pairs; ++i) pair_mean[i] = means[i][0];
   const double mean = pair_mean.mean();
   return std::sqrt((pair_mean.array() - mean).square().sum() / (pairs - 1) / pairs);
 }
@@ -519,7 +610,8 @@ double half_log_det(const LinearOperator& metric, const std::vector<bool>& keep)
 /// The entropy of the sample distribution up to a constant (see GlobalIterationReport), or NaN.
 double sample_entropy(const StandardHamiltonian& h, const Field& position,
                       const std::vector<bool>& keep, const GlobalIterationSettings& settings,
-                      const std::vector<Eigen::VectorXd>& signed_residuals) {
+                      const std::vector<Eigen::VectorXd>& signed_residuals, int total_samples,
+                      const Communicator& communicator) {
   if (!settings.nonlinear_sampling_minimizer)
     return -half_log_det(*h.evaluate(position.values(), kValue | kMetric).metric, keep);
   const GeoVIExpansion expansion(h, position, keep);
@@ -529,9 +621,11 @@ double sample_entropy(const StandardHamiltonian& h, const Field& position,
   const LinearOperatorPtr mask = std::find(keep.begin(), keep.end(), false) == keep.end()
                                      ? nullptr
                                      : mask_operator(position.space(), keep);
-  for (const auto& r : signed_residuals)
-    mean_log_det += expansion.log_abs_det_jacobian(mask ? mask->evaluate(r) : r);
-  mean_log_det /= static_cast<double>(signed_residuals.size());
+  std::vector<Eigen::VectorXd> log_dets(signed_residuals.size(), Eigen::VectorXd(1));
+  for (std::size_t k = 0; k < signed_residuals.size(); ++k)
+    log_dets[k][0] = expansion.log_abs_det_jacobian(
+        mask ? Eigen::VectorXd(mask->evaluate(signed_residuals[k])) : signed_residuals[k]);
+  mean_log_det = sum_over_samples(log_dets, total_samples, communicator, 1)[0] / total_samples;
   return half_log_det_metric - mean_log_det;
 }
 
@@ -589,29 +683,33 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
                    "initial_position");
   check_finite(initial_position.values(), "optimize_kl", "initial_position");
 
+  const Communicator& communicator = options.communicator;
   OptimizeKLSummary summary;
   Field position = std::move(initial_position);
-  std::vector<Eigen::VectorXd> residuals;
+  std::vector<Eigen::VectorXd> residuals;  // all ranks' (gathered), as in the checkpoint
   bool mirrored = true;
   const std::string space = position.space().to_string();
-  if (options.resume && std::filesystem::exists(options.checkpoint)) {
-    Checkpoint c = read_checkpoint(options.checkpoint);
-    auto mismatch = [&](const std::string& what) {
-      throw FileError("optimize_kl: checkpoint " + options.checkpoint.string() +
-                      " belongs to another run: " + what);
-    };
-    if (c.space != space) mismatch("its space is " + c.space + ", this run's is " + space);
-    if (c.seed != options.seed) mismatch("its seed differs");
-    if (c.run_id != options.run_id)
-      mismatch("its run id is '" + c.run_id + "', this run's is '" + options.run_id + "'");
-    if (c.position.size() != position.size()) mismatch("its position has another size");
-    if (static_cast<int>(c.reports.size()) > options.global_iterations)
-      mismatch("it has more iterations than this run asks for");
-    position.values() = c.position;
-    summary.iterations = std::move(c.reports);
-    residuals = std::move(c.residuals);
-    mirrored = c.mirrored;
-    summary.resumed_iterations = static_cast<int>(summary.iterations.size());
+  if (options.resume) {
+    std::string bytes = read_checkpoint_bytes(options.checkpoint, communicator);
+    if (!bytes.empty()) {
+      Checkpoint c = parse_checkpoint(std::move(bytes), options.checkpoint);
+      auto mismatch = [&](const std::string& what) {
+        throw FileError("optimize_kl: checkpoint " + options.checkpoint.string() +
+                        " belongs to another run: " + what);
+      };
+      if (c.space != space) mismatch("its space is " + c.space + ", this run's is " + space);
+      if (c.seed != options.seed) mismatch("its seed differs");
+      if (c.run_id != options.run_id)
+        mismatch("its run id is '" + c.run_id + "', this run's is '" + options.run_id + "'");
+      if (c.position.size() != position.size()) mismatch("its position has another size");
+      if (static_cast<int>(c.reports.size()) > options.global_iterations)
+        mismatch("it has more iterations than this run asks for");
+      position.values() = c.position;
+      summary.iterations = std::move(c.reports);
+      residuals = std::move(c.residuals);
+      mirrored = c.mirrored;
+      summary.resumed_iterations = static_cast<int>(summary.iterations.size());
+    }
   }
 
   for (int it = static_cast<int>(summary.iterations.size()); it < options.global_iterations; ++it) {
@@ -620,49 +718,79 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     GlobalIterationReport report;
     report.iteration = it;
     auto start = std::chrono::steady_clock::now();
-    residuals.clear();
     mirrored = !settings.nonlinear_sampling_minimizer;
     report.nonlinear_sampling = !mirrored;
-    if (settings.sample_pairs > 0) {
+    // This rank's pairs; their samples, signed (MGVI's mirrored pairs unfolded).
+    const auto [first_pair, end_pair] = communicator.share(settings.sample_pairs);
+    std::vector<Eigen::VectorXd> local;
+    if (end_pair > first_pair) {
       SamplingOptions sampling;
       sampling.pairs = settings.sample_pairs;
       sampling.cg = settings.sampling_cg;
       sampling.point_estimates = settings.point_estimates;
       sampling.nonlinear_minimizer = settings.nonlinear_sampling_minimizer;
-      SamplingSummary s;
-      residuals = draw_samples(*hamiltonian, position, sampling, options.seed,
-                               static_cast<std::uint64_t>(it), &s)
-                      .residuals();
-      report.sampling_cg_iterations = s.cg_iterations;
-      report.sampling_cg_not_converged = s.cg_not_converged;
-      report.nonlinear_sampling_iterations = s.nonlinear_iterations;
-      report.nonlinear_sampling_not_converged = s.nonlinear_not_converged;
+      sampling.validate();
+      DrawnSamples drawn = draw_pairs(*hamiltonian, position, sampling, options.seed,
+                                      static_cast<std::uint64_t>(it), first_pair, end_pair);
+      local = std::move(drawn.residuals);
+      report.sampling_cg_iterations = drawn.summary.cg_iterations;
+      report.sampling_cg_not_converged = drawn.summary.cg_not_converged;
+      report.nonlinear_sampling_iterations = drawn.summary.nonlinear_iterations;
+      report.nonlinear_sampling_not_converged = drawn.summary.nonlinear_not_converged;
     }
-    SampleList current(position, residuals, mirrored);
-    const std::vector<Eigen::VectorXd> signed_residuals = current.signed_residuals();
+    for (int* count : {&report.sampling_cg_iterations, &report.sampling_cg_not_converged,
+                       &report.nonlinear_sampling_iterations,
+                       &report.nonlinear_sampling_not_converged})
+      *count = static_cast<int>(communicator.sum(static_cast<std::int64_t>(*count)));
+    const std::vector<Eigen::VectorXd> signed_residuals =
+        SampleList(position, local, mirrored).signed_residuals();
+    const int total_samples = 2 * settings.sample_pairs;
     const std::vector<bool> keep = sampled_entries(position.space(), settings.point_estimates);
     const auto sampled = std::count(keep.begin(), keep.end(), true);
     double entropy = std::numeric_limits<double>::quiet_NaN();
     if (settings.sample_pairs > 0 && sampled <= options.dense_entropy_limit)
-      entropy = sample_entropy(*hamiltonian, position, keep, settings, signed_residuals);
+      entropy = sample_entropy(*hamiltonian, position, keep, settings, signed_residuals,
+                               total_samples, communicator);
     report.seconds_sampling = seconds_since(start);
     start = std::chrono::steady_clock::now();
-    SampledKL kl(hamiltonian, signed_residuals);
-    report.samples = current.size();
+    SampledKL kl(hamiltonian, signed_residuals, communicator, total_samples);
+    report.samples = total_samples;
     MinimizerPtr minimizer = settings.minimizer ? settings.minimizer : newton_cg();
     report.minimizer = minimizer->minimize(kl, position.values());
     report.kl_value = report.minimizer.final_value;
     report.kl_standard_error =
-        pair_standard_error(*hamiltonian, position.values(), signed_residuals);
+        pair_standard_error(*hamiltonian, position.values(), signed_residuals, communicator);
     report.kl_with_entropy = report.kl_value - entropy;
     report.gradient_norm = report.minimizer.gradient_norm;
     report.seconds_minimizing = seconds_since(start);
+    residuals = communicator.all_gather(local, position.size());
     summary.iterations.push_back(report);
-    if (options.progress) *options.progress << report.progress_line() << std::endl;
-    if (!options.checkpoint.empty())
-      write_checkpoint(options.checkpoint,
-                       {space, options.run_id, options.seed, position.values(), summary.iterations,
-                        residuals, mirrored});
+    if (communicator.is_root()) {
+      if (options.progress) {
+        if (settings.sample_pairs > 0 && settings.sample_pairs < communicator.size())
+          *options.progress << "optimize_kl: " << communicator.size() << " ranks for "
+                            << settings.sample_pairs << " sample pairs: ranks "
+                            << settings.sample_pairs << " to " << communicator.size() - 1
+                            << " have no samples in iteration " << it + 1 << " and only join the sums"
+                            << std::endl;
+        *options.progress << report.progress_line() << std::endl;
+      }
+    }
+    if (!options.checkpoint.empty()) {
+      // The root writes; a failure there must stop every rank, not leave them waiting for it.
+      std::string failure;
+      if (communicator.is_root()) {
+        try {
+          write_checkpoint(options.checkpoint, {space, options.run_id, options.seed,
+                                                position.values(), summary.iterations, residuals,
+                                                mirrored});
+        } catch (const FileError& e) {
+          failure = e.what();
+        }
+      }
+      communicator.broadcast(failure);
+      if (!failure.empty()) throw FileError(failure);
+    }
     if (options.callback) options.callback(report, SampleList(position, residuals, mirrored));
   }
   summary.samples = SampleList(position, std::move(residuals), mirrored);

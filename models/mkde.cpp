@@ -194,6 +194,7 @@ Mkde Mkde::fit(const Eigen::MatrixXd& points, const MkdeOptions& options) {
   kl.settings.nonlinear_sampling_minimizer = options.nonlinear_sampling_minimizer;
   kl.seed = options.seed;
   kl.progress = options.progress;
+  kl.communicator = options.communicator;
   kl.dense_entropy_limit = 0;
   std::mt19937_64 rng(options.seed ^ 0x6d6b6465ULL);
   Field start = Field::normal(cf.excitations(), rng);

@@ -6,6 +6,7 @@ packages=(
   libeigen3-dev libboost-dev libceres-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libfftw3-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev libstb-dev zlib1g-dev
+  libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "infield/energy.h"
+#include "infield/inference/communicator.h"
 #include "infield/inference/conjugate_gradient.h"
 #include "infield/inference/geovi.h"
 #include "infield/inference/minimizer.h"
@@ -96,16 +97,25 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
 
 /// The sampled KL (1/K) sum_k H(xi + r_k) with residuals r_k held fixed; value, gradient and the
 /// averaged metric, evaluated over the samples in parallel and summed in a fixed order.
+///
+/// Over several ranks each rank holds its share of the samples (`signed_residuals`, possibly
+/// none) and `total_samples` is K over all ranks: value, gradient and every metric product are
+/// summed over ranks (Communicator: in rank order, the same bits on every rank), so each rank's
+/// minimiser takes the same steps. Every rank must then evaluate at the same points in the same
+/// order. With no samples at all (K = 0) it is the Hamiltonian itself, evaluated on every rank.
 class SampledKL final : public Energy {
  public:
   SampledKL(std::shared_ptr<const StandardHamiltonian> hamiltonian,
-            std::vector<Eigen::VectorXd> signed_residuals);
+            std::vector<Eigen::VectorXd> signed_residuals, Communicator communicator = {},
+            int total_samples = -1);
   bool has_metric() const override { return true; }
   EnergyEvaluation evaluate(ConstVectorRef x, unsigned request) const override;
 
  private:
   std::shared_ptr<const StandardHamiltonian> hamiltonian_;
   std::vector<Eigen::VectorXd> residuals_;
+  Communicator communicator_;
+  int total_samples_ = 0;
 };
 
 /// Settings of one global iteration.
@@ -173,8 +183,18 @@ struct OptimizeKLOptions {
   /// Largest sampled dimension for which kl_with_entropy is computed (n metric products and a
   /// dense Cholesky factorisation per global iteration); 0 disables it.
   Eigen::Index dense_entropy_limit = 2048;
-  /// Called after each global iteration with its report and the current samples.
+  /// Called after each global iteration with its report and the current samples (on every rank,
+  /// with the same samples; write files from the root rank only).
   std::function<void(const GlobalIterationReport&, const SampleList&)> callback;
+  /// The ranks sharing the work (default: this process alone). Sample pairs are dealt to ranks in
+  /// contiguous blocks; every rank holds the expansion point; the KL, its gradient and metric
+  /// products are summed over ranks in rank order; the samples are gathered to every rank after
+  /// each global iteration (the summary, the callback and the checkpoint hold all of them).
+  /// Progress lines and the checkpoint are written by the root rank; a checkpoint is read by the
+  /// root and sent to the others. Results depend on the number of ranks only through rounding
+  /// (the summation order), never on timing. Ranks without a sample pair in an iteration (more
+  /// ranks than pairs) join the sums with nothing and are named on the progress line.
+  Communicator communicator;
   void validate() const;
 };
 

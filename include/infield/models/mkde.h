@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "infield/inference/communicator.h"
 #include "infield/inference/minimizer.h"
 #include "infield/models/correlated_field.h"
 
@@ -73,8 +74,11 @@ struct MkdeOptions {
   /// Poisson likelihood's coordinate transformation; null: MGVI's linear samples.
   MinimizerPtr nonlinear_sampling_minimizer;
   std::uint64_t seed = 42;
-  /// Progress lines (one per global iteration); null silences them.
+  /// Progress lines (one per global iteration, from the root rank); null silences them.
   std::ostream* progress = nullptr;
+  /// The ranks sharing the MGVI samples (OptimizeKLOptions::communicator); every rank ends with
+  /// the whole fitted model.
+  Communicator communicator;
   void validate() const;
 };
 

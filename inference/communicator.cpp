@@ -1,0 +1,277 @@
+#include "infield/inference/communicator.h"
+
+#include <algorithm>
+#include <string_view>
+#include <tuple>
+#include <cstdlib>
+#include <numeric>
+
+#include "infield/error.h"
+
+#if INFIELD_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace infield {
+
+struct Communicator::Impl {
+#if INFIELD_WITH_MPI
+  MPI_Comm comm = MPI_COMM_NULL;
+#endif
+};
+
+namespace {
+bool session_active = false;
+
+/// Launchers announce the job in the environment: Open MPI's mpirun, PMIx (srun --mpi=pmix,
+/// prterun), PMI-1/2 (MPICH's hydra, srun --mpi=pmi2).
+bool started_by_launcher() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
+}
+}  // namespace
+
+Communicator::Communicator() = default;
+
+Communicator Communicator::world() {
+  Communicator c;
+#if INFIELD_WITH_MPI
+  if (session_active) {
+    auto impl = std::make_shared<Impl>();
+    impl->comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(impl->comm, &c.rank_);
+    MPI_Comm_size(impl->comm, &c.size_);
+    c.impl_ = std::move(impl);
+  }
+#endif
+  return c;
+}
+
+double Communicator::sum(double local) const {
+  Eigen::VectorXd v = Eigen::VectorXd::Constant(1, local);
+  sum_in_place(v);
+  return v[0];
+}
+
+std::int64_t Communicator::sum(std::int64_t local) const {
+#if INFIELD_WITH_MPI
+  if (size_ > 1) {
+    std::int64_t total = 0;
+    MPI_Allreduce(&local, &total, 1, MPI_INT64_T, MPI_SUM, impl_->comm);  // exact: integers
+    return total;
+  }
+#endif
+  return local;
+}
+
+void Communicator::sum_in_place(Eigen::VectorXd& values) const {
+#if INFIELD_WITH_MPI
+  if (size_ > 1) {
+    // Gather every rank's partial sums and add them in rank order on every rank: MPI_Allreduce
+    // leaves the order (and so the rounding) to the implementation.
+    const int n = static_cast<int>(values.size());
+    std::vector<double> all(static_cast<std::size_t>(n) * size_);
+    MPI_Allgather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, impl_->comm);
+    values = Eigen::Map<const Eigen::VectorXd>(all.data(), n);
+    for (int r = 1; r < size_; ++r)
+      values += Eigen::Map<const Eigen::VectorXd>(all.data() + static_cast<std::size_t>(r) * n, n);
+  }
+#else
+  (void)values;
+#endif
+}
+
+bool Communicator::any(bool flag) const {
+  return sum(static_cast<std::int64_t>(flag ? 1 : 0)) > 0;
+}
+
+std::vector<Eigen::VectorXd> Communicator::all_gather(const std::vector<Eigen::VectorXd>& local,
+                                                      Eigen::Index length) const {
+  for (const auto& v : local)
+    check_argument(v.size() == length, "Communicator::all_gather", "local",
+                   "has a vector of size " + std::to_string(v.size()) + ", expected " +
+                       std::to_string(length));
+#if INFIELD_WITH_MPI
+  if (size_ > 1) {
+    const int mine = static_cast<int>(local.size());
+    std::vector<int> counts(size_);
+    MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, impl_->comm);
+    std::vector<double> send(static_cast<std::size_t>(mine) * length);
+    for (int i = 0; i < mine; ++i)
+      Eigen::Map<Eigen::VectorXd>(send.data() + static_cast<std::size_t>(i) * length, length) =
+          local[i];
+    // Counts of doubles per rank; MPI counts are int, so a rank's share must stay below 2^31.
+    std::vector<int> doubles(size_), offsets(size_);
+    long long total = 0;
+    for (int r = 0; r < size_; ++r) {
+      const long long n = static_cast<long long>(counts[r]) * length;
+      check_argument(n < (1ll << 31) && total + n < (1ll << 31), "Communicator::all_gather",
+                     "local", "is too large for one MPI message (2^31 values)");
+      doubles[r] = static_cast<int>(n);
+      offsets[r] = static_cast<int>(total);
+      total += n;
+    }
+    std::vector<double> all(static_cast<std::size_t>(total));
+    MPI_Allgatherv(send.data(), doubles[rank_], MPI_DOUBLE, all.data(), doubles.data(),
+                   offsets.data(), MPI_DOUBLE, impl_->comm);
+    std::vector<Eigen::VectorXd> out(std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = Eigen::Map<const Eigen::VectorXd>(all.data() + i * length, length);
+    return out;
+  }
+#endif
+  return local;
+}
+
+void Communicator::broadcast(std::string& bytes, int root) const {
+#if INFIELD_WITH_MPI
+  if (size_ > 1) {
+    unsigned long long n = bytes.size();
+    MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, impl_->comm);
+    bytes.resize(n);
+    // In pieces: an MPI count is an int.
+    constexpr unsigned long long kPiece = 1ull << 30;
+    for (unsigned long long done = 0; done < n; done += kPiece)
+      MPI_Bcast(bytes.data() + done, static_cast<int>(std::min(kPiece, n - done)), MPI_CHAR, root,
+                impl_->comm);
+  }
+#else
+  (void)bytes;
+  (void)root;
+#endif
+}
+
+void Communicator::barrier() const {
+#if INFIELD_WITH_MPI
+  if (size_ > 1) MPI_Barrier(impl_->comm);
+#endif
+}
+
+std::pair<int, int> Communicator::share(int count) const {
+  check_argument(count >= 0, "Communicator::share", "count", "must be >= 0");
+  // NIFTy's shareRange: the first count % size ranks get one item more.
+  const int base = count / size_, extra = count % size_;
+  const int begin = rank_ * base + std::min(rank_, extra);
+  return {begin, begin + base + (rank_ < extra ? 1 : 0)};
+}
+
+namespace {
+
+/// The tree of tree_sum: node [lo, hi) = [lo, mid) + [mid, hi), mid = (lo + hi) / 2.
+class TreeReduction {
+ public:
+  TreeReduction(const Communicator& communicator, const std::vector<Eigen::VectorXd>& local,
+                int count, Eigen::Index length, const void* comm)
+      : communicator_(communicator), local_(local), count_(count), length_(length), comm_(comm) {
+    std::tie(begin_, end_) = communicator.share(count);
+  }
+
+  /// The node's sum on the rank owning item `lo` (empty elsewhere).
+  Eigen::VectorXd node(int lo, int hi) const {
+    if (hi <= begin_ || lo >= end_) return {};  // no item of this rank below
+    if (hi - lo == 1) return local_[lo - begin_];
+    const int mid = lo + (hi - lo) / 2;
+    Eigen::VectorXd left = node(lo, mid);
+    Eigen::VectorXd right = node(mid, hi);
+    const int node_owner = owner(lo), right_owner = owner(mid);
+    const int me = communicator_.rank();
+    if (node_owner == right_owner) return me == node_owner ? Eigen::VectorXd(left + right) : left;
+#if INFIELD_WITH_MPI
+    const auto comm = *static_cast<const MPI_Comm*>(comm_);
+    const int tag = static_cast<int>((static_cast<long long>(lo) * (count_ + 1) + hi) % 32767);
+    if (me == right_owner) {
+      MPI_Send(right.data(), static_cast<int>(length_), MPI_DOUBLE, node_owner, tag, comm);
+      return {};
+    }
+    if (me == node_owner) {
+      right.resize(length_);
+      MPI_Recv(right.data(), static_cast<int>(length_), MPI_DOUBLE, right_owner, tag, comm,
+               MPI_STATUS_IGNORE);
+      return left + right;
+    }
+#endif
+    return {};
+  }
+
+ private:
+  /// The rank whose share holds item i (inverse of Communicator::share).
+  int owner(int i) const {
+    const int size = communicator_.size(), base = count_ / size, extra = count_ % size;
+    const int big = extra * (base + 1);  // items of the ranks with one more
+    return i < big ? i / (base + 1) : extra + (i - big) / base;
+  }
+
+  const Communicator& communicator_;
+  const std::vector<Eigen::VectorXd>& local_;
+  int count_;
+  Eigen::Index length_;
+  const void* comm_;
+  int begin_ = 0, end_ = 0;
+};
+
+}  // namespace
+
+Eigen::VectorXd Communicator::tree_sum(const std::vector<Eigen::VectorXd>& local, int count,
+                                       Eigen::Index length) const {
+  constexpr std::string_view fn = "Communicator::tree_sum";
+  const auto [begin, end] = share(count);
+  check_argument(static_cast<int>(local.size()) == end - begin, fn, "local",
+                 "has " + std::to_string(local.size()) + " items, this rank's share is " +
+                     std::to_string(end - begin));
+  for (const auto& v : local)
+    check_argument(v.size() == length, fn, "local", "has an item of another length");
+  if (count == 0) return Eigen::VectorXd::Zero(length);
+  const void* comm = nullptr;
+#if INFIELD_WITH_MPI
+  if (impl_) comm = &impl_->comm;
+  check_argument(size_ == 1 || length < (Eigen::Index{1} << 31), fn, "length",
+                 "is too large for one MPI message (2^31 values)");
+#endif
+  Eigen::VectorXd sum = TreeReduction(*this, local, count, length, comm).node(0, count);
+#if INFIELD_WITH_MPI
+  if (size_ > 1) {
+    sum.resize(length);  // the root (owner of item 0) holds it; the others receive it
+    MPI_Bcast(sum.data(), static_cast<int>(length), MPI_DOUBLE, 0, impl_->comm);
+  }
+#endif
+  return sum;
+}
+
+void Communicator::abort(int code) const {
+#if INFIELD_WITH_MPI
+  if (impl_) MPI_Abort(impl_->comm, code);
+#endif
+  std::exit(code);
+}
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+#if INFIELD_WITH_MPI
+  if (session_active || !started_by_launcher()) return;
+  int provided = 0;
+  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  active_ = session_active = true;
+#else
+  (void)argc;
+  (void)argv;
+#endif
+}
+
+MpiSession::~MpiSession() {
+#if INFIELD_WITH_MPI
+  if (active_) {
+    MPI_Finalize();
+    session_active = false;
+  }
+#endif
+}
+
+bool MpiSession::supported() {
+#if INFIELD_WITH_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace infield

@@ -1,0 +1,184 @@
+// MGVI and geoVI over MPI ranks. ctest runs this program alone and under `mpiexec -n 2` and
+// `-n 3`: every test compares the run over all ranks (Communicator::world()) with the same run in
+// one process (a default Communicator) on each rank, so it checks the same on any number of ranks.
+// Sums over samples follow one fixed tree whoever computes them: the results must be equal to the
+// last bit, not only to rounding.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include "infield/error.h"
+#include "infield/inference/communicator.h"
+#include "infield/inference/mgvi.h"
+#include "infield/linear_operators.h"
+#include "test_problems.h"
+
+namespace infield {
+namespace {
+using namespace infield::test;
+using ::testing::HasSubstr;
+
+const Communicator& world() {
+  static const Communicator w = Communicator::world();
+  return w;
+}
+
+double relative(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+  return (a - b).norm() / std::max(b.norm(), 1e-300);
+}
+
+TEST(Communicator, CollectivesAddInRankOrderAndDealContiguousShares) {
+  const int n = world().size(), r = world().rank();
+  EXPECT_EQ(world().sum(static_cast<std::int64_t>(r + 1)), std::int64_t{n} * (n + 1) / 2);
+  Eigen::VectorXd v = Eigen::VectorXd::Constant(3, 0.5 * (r + 1));
+  world().sum_in_place(v);
+  EXPECT_EQ(v, Eigen::VectorXd::Constant(3, 0.25 * n * (n + 1)));
+  EXPECT_EQ(world().any(r == n - 1), true);
+  EXPECT_EQ(world().any(false), false);
+  // Rank r contributes r vectors holding r: gathered in rank order.
+  std::vector<Eigen::VectorXd> mine(r, Eigen::VectorXd::Constant(2, r));
+  const auto all = world().all_gather(mine, 2);
+  ASSERT_EQ(static_cast<int>(all.size()), n * (n - 1) / 2);
+  std::size_t k = 0;
+  for (int q = 0; q < n; ++q)
+    for (int i = 0; i < q; ++i) EXPECT_EQ(all[k++], Eigen::VectorXd::Constant(2, q));
+  std::string message = world().is_root() ? std::string("from the root\0with a zero", 25) : "";
+  world().broadcast(message);
+  EXPECT_EQ(message, std::string("from the root\0with a zero", 25));
+  // Shares of 7 items: contiguous, covering, sizes differing by at most one.
+  const auto [begin, end] = world().share(7);
+  const std::int64_t covered = world().sum(static_cast<std::int64_t>(end - begin));
+  EXPECT_EQ(covered, 7);
+  EXPECT_GE(end - begin, 7 / n);
+  EXPECT_LE(end - begin, 7 / n + 1);
+  EXPECT_EQ(Communicator().share(7), (std::pair<int, int>{0, 7}));
+  EXPECT_THROW(world().all_gather({Eigen::VectorXd(3)}, 2), InvalidArgument);
+}
+
+OptimizeKLOptions linear_options(const Communicator& communicator, int pairs) {
+  OptimizeKLOptions options;
+  options.global_iterations = 2;
+  options.settings.sample_pairs = pairs;
+  options.settings.sampling_cg = {1e-11, 0.0, 1000};
+  options.settings.minimizer = newton_cg(exact_newton());
+  options.seed = 9;
+  options.communicator = communicator;
+  return options;
+}
+
+TEST(DistributedMgvi, LinearGaussianGivesTheExactPosteriorAndOneProcesssResultBitForBit) {
+  LinearGaussianProblem p(4);
+  const auto all = optimize_kl(p.hamiltonian, Field::zeros(unstructured(p.n)),
+                               linear_options(world(), 5));
+  const auto one = optimize_kl(p.hamiltonian, Field::zeros(unstructured(p.n)),
+                               linear_options(Communicator(), 5));
+  EXPECT_LT(relative(all.samples.mean().values(), p.analytic_mean), 1e-8);
+  EXPECT_EQ(all.samples.mean().values(), one.samples.mean().values());
+  ASSERT_EQ(all.samples.residuals().size(), one.samples.residuals().size());
+  for (std::size_t k = 0; k < one.samples.residuals().size(); ++k)
+    EXPECT_EQ(all.samples.residuals()[k], one.samples.residuals()[k]) << k;
+  for (int it = 0; it < 2; ++it) {
+    EXPECT_EQ(all.iterations[it].kl_value, one.iterations[it].kl_value);
+    EXPECT_EQ(all.iterations[it].kl_with_entropy, one.iterations[it].kl_with_entropy);
+    EXPECT_EQ(all.iterations[it].kl_standard_error, one.iterations[it].kl_standard_error);
+    EXPECT_EQ(all.iterations[it].sampling_cg_iterations, one.iterations[it].sampling_cg_iterations);
+    EXPECT_EQ(all.iterations[it].samples, 10);
+  }
+  // Every rank holds the same result, bit for bit.
+  Eigen::VectorXd mean = all.samples.mean().values(), rank_mean = mean;
+  world().sum_in_place(rank_mean);
+  EXPECT_EQ(rank_mean, world().size() * mean);
+}
+
+TEST(DistributedMgvi, MoreRanksThanPairsJoinTheSumsAndSayingSo) {
+  LinearGaussianProblem p(6);
+  std::ostringstream progress;
+  OptimizeKLOptions options = linear_options(world(), 1);
+  options.progress = &progress;
+  const auto all = optimize_kl(p.hamiltonian, Field::zeros(unstructured(p.n)), options);
+  const auto one = optimize_kl(p.hamiltonian, Field::zeros(unstructured(p.n)),
+                               linear_options(Communicator(), 1));
+  EXPECT_EQ(all.samples.mean().values(), one.samples.mean().values());
+  EXPECT_EQ(all.samples.size(), 2);
+  if (world().size() > 1 && world().is_root()) {
+    EXPECT_THAT(progress.str(), HasSubstr("have no samples in iteration 1"));
+  }
+  if (!world().is_root()) {
+    EXPECT_EQ(progress.str(), "");  // progress comes from the root only
+  }
+}
+
+TEST(DistributedMgvi, GeoVIOverRanksIsOneProcesss) {
+  LogNormalPoissonProblem p(3);
+  auto options = [](const Communicator& c) {
+    OptimizeKLOptions o;
+    o.global_iterations = 2;
+    o.settings.sample_pairs = 3;
+    o.settings.nonlinear_sampling_minimizer = geovi_sample_minimizer(40);
+    o.communicator = c;
+    return o;
+  };
+  const auto all = optimize_kl(p.hamiltonian, Field::zeros(p.grid), options(world()));
+  const auto one = optimize_kl(p.hamiltonian, Field::zeros(p.grid), options(Communicator()));
+  EXPECT_FALSE(all.samples.mirrored());
+  EXPECT_EQ(all.samples.mean().values(), one.samples.mean().values());
+  EXPECT_EQ(all.samples.residuals(), one.samples.residuals());
+  EXPECT_EQ(all.iterations[1].nonlinear_sampling_iterations,
+            one.iterations[1].nonlinear_sampling_iterations);
+  EXPECT_EQ(all.iterations[1].kl_with_entropy, one.iterations[1].kl_with_entropy);
+}
+
+TEST(DistributedMgvi, CheckpointWrittenByTheRootResumesExactly) {
+  LogNormalPoissonProblem p(5);
+  // One directory for all ranks (the root's process id, sent to every rank).
+  std::string dir_name = world().is_root() ? std::to_string(::getpid()) : "";
+  world().broadcast(dir_name);
+  const auto dir = std::filesystem::temp_directory_path() / ("infield_distributed_" + dir_name);
+  if (world().is_root()) std::filesystem::create_directories(dir);
+  world().barrier();
+  OptimizeKLOptions options;
+  options.global_iterations = 3;
+  options.settings.sample_pairs = 3;
+  options.checkpoint = dir / "kl.ckpt";
+  options.communicator = world();
+  const auto full = optimize_kl(p.hamiltonian, Field::zeros(p.grid), options);
+  world().barrier();
+  if (world().is_root()) std::filesystem::remove(options.checkpoint);
+  world().barrier();
+  OptimizeKLOptions partial = options;
+  partial.global_iterations = 2;
+  optimize_kl(p.hamiltonian, Field::zeros(p.grid), partial);
+  OptimizeKLOptions resumed = options;
+  resumed.resume = true;
+  const auto rest = optimize_kl(p.hamiltonian, Field::zeros(p.grid), resumed);
+  EXPECT_EQ(rest.resumed_iterations, 2);
+  EXPECT_EQ(rest.samples.mean().values(), full.samples.mean().values());
+  // A corrupt checkpoint fails on every rank (no rank is left waiting).
+  world().barrier();
+  if (world().is_root()) {
+    std::fstream f(options.checkpoint, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(40);
+    f.put('\x7f');
+  }
+  world().barrier();
+  EXPECT_THROW(optimize_kl(p.hamiltonian, Field::zeros(p.grid), resumed), FileError);
+  world().barrier();
+  if (world().is_root()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace infield
+
+int main(int argc, char** argv) {
+  infield::MpiSession mpi(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  if (!infield::Communicator::world().is_root()) {  // one report, from the root
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  return RUN_ALL_TESTS();
+}
