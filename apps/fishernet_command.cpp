@@ -327,8 +327,13 @@ void write_run_outputs(const fs::path& run, const Autoencoder& model, const Vect
   if (!history.empty()) write_mse_png(run / "mse.png", history);
 }
 
-int run_train(const FisherNetCommandOptions& o) {
-  if (o.run.empty()) throw InvalidArgument("infield fishernet train: --out RUN is required");
+int run_train(const FisherNetCommandOptions& options) {
+  if (options.run.empty()) throw InvalidArgument("infield fishernet train: --out RUN is required");
+  // Under mpirun every rank trains on its share of each batch; rank 0 alone prints and writes.
+  FisherNetCommandOptions o = options;
+  o.training.communicator = Communicator::world();
+  const bool root = o.training.communicator.is_root();
+  if (!root) o.quiet = true;
   const fs::path run(o.run);
   const ImageDataset train = read_image_dataset(o.data, "train");
   const ImageDataset test = load_images(o.data, "t10k", train.images.cols());
@@ -344,7 +349,7 @@ int run_train(const FisherNetCommandOptions& o) {
                             "--out");
     state = neural::load_checkpoint(checkpoint_path);
     neural::check_checkpoint_matches(state, ae, o.training, train.images.rows());
-    fmt::print(stderr, "resuming {} after epoch {} of {}\n", run.string(), state.epochs_done,
+    if (root) fmt::print(stderr, "resuming {} after epoch {} of {}\n", run.string(), state.epochs_done,
                o.training.epochs);
   } else {
     state = neural::start_training(ae, o.training, train.images.rows());
@@ -365,16 +370,20 @@ int run_train(const FisherNetCommandOptions& o) {
       {"test_images", test.images.rows()},
       {"image_rows", train.rows},
       {"image_cols", train.cols}};
-  write_json_atomic(run / "config.json", config, "infield fishernet train");
+  config["ranks"] = o.training.communicator.size();
+  if (root) write_json_atomic(run / "config.json", config, "infield fishernet train");
   if (!o.quiet)
-    fmt::print(stderr, "{} with D = {}: {} parameters, {} training and {} test images, {} thread(s)\n",
+    fmt::print(stderr,
+               "{} with D = {}: {} parameters, {} training and {} test images, {} rank(s) x {} "
+               "thread(s)\n",
                o.model, o.latent, ae.parameter_count(), train.images.rows(), test.images.rows(),
-               o.training.threads);
+               o.training.communicator.size(), o.training.threads);
 
   ProgressBar bar(o.training.epochs, o.quiet);
   neural::TrainingCallbacks callbacks;
   callbacks.on_batch = [&](const neural::TrainingProgress& p) { bar.update(p); };
   callbacks.on_epoch = [&](const neural::TrainingCheckpoint& c) {
+    if (!root) return;
     neural::save_checkpoint(checkpoint_path, c);
     write_metrics_csv(run / "metrics.csv", c.history);
     const auto& r = c.history.back();
@@ -389,10 +398,12 @@ int run_train(const FisherNetCommandOptions& o) {
   } catch (const InvalidArgument&) {
     throw;
   } catch (const std::runtime_error& e) {
-    fmt::print(stderr, "infield fishernet train: {}; the last checkpoint is kept in {}\n", e.what(),
-               checkpoint_path.string());
+    if (root)
+      fmt::print(stderr, "infield fishernet train: {}; the last checkpoint is kept in {}\n",
+                 e.what(), checkpoint_path.string());
     return kExitNumericalFailure;
   }
+  if (!root) return 0;
   write_metrics_csv(run / "metrics.csv", state.history);
   write_run_outputs(run, ae, state.params, test, state.history, o.training.threads,
                     o.training.seed);

@@ -82,6 +82,26 @@ void Communicator::sum_in_place(Eigen::VectorXd& values) const {
 #endif
 }
 
+void Communicator::sum_in_place(Eigen::Ref<Eigen::VectorXf> values) const {
+#if INFIELD_WITH_MPI
+  if (size_ > 1) {
+    // In pieces (an MPI count is an int); MPI_IN_PLACE on the root.
+    constexpr Eigen::Index kPiece = Eigen::Index{1} << 30;
+    for (Eigen::Index done = 0; done < values.size(); done += kPiece) {
+      const int n = static_cast<int>(std::min(kPiece, values.size() - done));
+      float* data = values.data() + done;
+      if (rank_ == 0)
+        MPI_Reduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, 0, impl_->comm);
+      else
+        MPI_Reduce(data, nullptr, n, MPI_FLOAT, MPI_SUM, 0, impl_->comm);
+      MPI_Bcast(data, n, MPI_FLOAT, 0, impl_->comm);
+    }
+  }
+#else
+  (void)values;
+#endif
+}
+
 bool Communicator::any(bool flag) const {
   return sum(static_cast<std::int64_t>(flag ? 1 : 0)) > 0;
 }

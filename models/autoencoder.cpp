@@ -540,6 +540,8 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
   Matrix<float> x(batch, k), n(fisher ? batch : 0, k), eta(batch, d);
   std::vector<FisherNetLoss<float>> parts(static_cast<std::size_t>(options.threads));
   Vector<float> gradient(p);
+  const Communicator& communicator = options.communicator;
+  const bool distributed = communicator.size() > 1;
 
   for (int epoch = state.epochs_done + 1; epoch <= options.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -558,18 +560,23 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       for (Eigen::Index i = 0; i < rows; ++i)
         x.row(i) = train.row(order[static_cast<std::size_t>(b * batch + i)]);
       const std::uint64_t step = static_cast<std::uint64_t>(state.steps) + 1;
+      // Over ranks, each takes a contiguous share of the batch's rows; the noise is drawn for the
+      // whole batch on every rank (from the same streams), so each row gets the noise it would
+      // get in one process.
+      const auto [row_begin, row_end] = communicator.share(static_cast<int>(rows));
+      const Eigen::Index local_rows = row_end - row_begin;
       // Threads work inside each product (over output columns) for the whole batch, or, with
       // batch_parallel, on one chunk of the batch each.
       const int chunks = batch_parallel ? options.threads : 1;
-      // With the whole batch in one part, Adam updates each layer as soon as the backward pass
-      // has finished its gradient (still in cache; the pass reads those weights no more). The
-      // parameters thus change before the divergence check below: a throw discards `state`,
-      // this function's own copy, so the caller keeps the last good checkpoint.
+      // With the whole batch in one part (and one rank), Adam updates each layer as soon as the
+      // backward pass has finished its gradient (still in cache; the pass reads those weights no
+      // more). The parameters thus change before the divergence check below: a throw discards
+      // `state`, this function's own copy, so the caller keeps the last good checkpoint.
       const float scale = 1.0F / static_cast<float>(rows);  // the batch mean
       network_adam.begin_step();
       Eigen::Index fused_entries = 0;
       GradientBlockReady<float> adam_on_block;
-      if (chunks == 1)
+      if (chunks == 1 && !distributed)
         adam_on_block = [&](Eigen::Index offset, const float* g, Eigen::Index size) {
           network_adam.update_block(params.data() + offset, g, offset, size, scale);
           fused_entries += size;
@@ -584,25 +591,37 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
           fill_standard_normal(eta.row(r0).data(), (r1 - r0) * d, rng);
           if (fisher) fill_standard_normal(n.row(r0).data(), (r1 - r0) * k, rng);
         });
-        for_each_part(rows, kNoiseBlockRows, chunks,
+        if (local_rows == 0) return;
+        // This rank's rows (all of them in one process; a view, no copy).
+        const auto xs = x.middleRows(row_begin, local_rows);
+        const auto etas = eta.middleRows(row_begin, local_rows);
+        for_each_part(local_rows, kNoiseBlockRows, chunks,
                       [&](int part, Eigen::Index begin, Eigen::Index end) {
           const Eigen::Index m = end - begin;
           if (chunks == 1) {
-            parts[0] =
-                model.loss(params, x, fisher ? n : Matrix<float>(), eta, n_train, adam_on_block);
+            if (!distributed) {
+              parts[0] = model.loss(params, x, fisher ? n : Matrix<float>(), eta, n_train,
+                                    adam_on_block);
+              return;
+            }
+            parts[0] = model.loss(params, Matrix<float>(xs),
+                                  fisher ? Matrix<float>(n.middleRows(row_begin, local_rows))
+                                         : Matrix<float>(),
+                                  Matrix<float>(etas), n_train);
             return;
           }
           // A one-thread arena per chunk: the work inside a chunk stays on its thread.
           chunk_arenas[static_cast<std::size_t>(part)]->execute([&] {
             parts[static_cast<std::size_t>(part)] =
-                model.loss(params, Matrix<float>(x.middleRows(begin, m)),
-                           fisher ? Matrix<float>(n.middleRows(begin, m)) : Matrix<float>(),
-                           Matrix<float>(eta.middleRows(begin, m)), n_train);
+                model.loss(params, Matrix<float>(xs.middleRows(begin, m)),
+                           fisher ? Matrix<float>(n.middleRows(row_begin + begin, m))
+                                  : Matrix<float>(),
+                           Matrix<float>(etas.middleRows(begin, m)), n_train);
           });
         });
       });
       const int used = static_cast<int>(
-          std::min<Eigen::Index>(chunks, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows));
+          std::min<Eigen::Index>(chunks, (local_rows + kNoiseBlockRows - 1) / kNoiseBlockRows));
       double value = 0.0;
       for (int i = 0; i < used; ++i) value += parts[static_cast<std::size_t>(i)].value;
       const Vector<float>* g = &parts[0].gradient;
@@ -618,6 +637,16 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
           });
         });
         g = &gradient;
+      }
+      if (distributed) {  // the batch's loss and gradient over all ranks
+        if (used == 0) {
+          gradient.setZero();
+        } else if (g != &gradient) {
+          gradient = *g;
+        }
+        communicator.sum_in_place(gradient);
+        g = &gradient;
+        value = communicator.sum(value);
       }
       // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
       // checking the loss catches divergence within one step without a pass over the gradient.

@@ -13,9 +13,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "cli_run.h"
+#include "image_data.h"
 #include "infield/npy.h"
 
 extern char** environ;
@@ -165,6 +167,58 @@ TEST_F(DistributedCli, MoreRanksThanSamplePairs) {
   const CliRun r = run_shell(command(3, reconstruct("few", 1, 2)));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("3 ranks for 1 sample pairs: ranks 1 to 2 have no samples"));
+}
+
+/// metrics.csv's rows as numbers (epoch, train_loss, test_mse, noise_std, seconds, images_per_s).
+std::vector<std::vector<double>> read_metrics(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<std::vector<double>> rows;
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::stringstream fields(line);
+    for (std::string field; std::getline(fields, field, ',');) row.push_back(std::stod(field));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+TEST_F(DistributedCli, FisherNetTrainingOverRanksFollowsOneProcesssTrajectory) {
+  testing::write_square_images(dir_ / "images", "train", 200, 9, 1);
+  testing::write_square_images(dir_ / "images", "t10k", 50, 9, 2);
+  auto train = [&](const std::string& model, const std::string& out, int epochs) {
+    return "fishernet train --model " + model + " --latent 2 --hidden 32,32 --batch 16 " +
+           "--lr 1e-3 --seed 3 --epochs " + std::to_string(epochs) + " --threads 1 --data " +
+           (dir_ / "images").string() + " --out " + (dir_ / out).string() + " --quiet";
+  };
+  for (const std::string model : {"fishernet", "vae"}) {
+    const CliRun one = run_shell(command(1, train(model, model + "-one", 2)));
+    ASSERT_EQ(one.status, 0) << one.output;
+    const CliRun two = run_shell(command(2, train(model, model + "-two", 2)));
+    ASSERT_EQ(two.status, 0) << two.output;
+    const auto a = read_metrics(dir_ / (model + "-one") / "metrics.csv");
+    const auto b = read_metrics(dir_ / (model + "-two") / "metrics.csv");
+    ASSERT_EQ(a.size(), 2u);
+    ASSERT_EQ(b.size(), 2u);
+    for (int e = 0; e < 2; ++e)
+      for (int column : {1, 2, 3})  // train loss, test MSE, noise std
+        EXPECT_NEAR(b[e][column], a[e][column], 1e-4 * std::abs(a[e][column]))
+            << model << " epoch " << e + 1 << " column " << column;
+    // Only the root writes: one line of output, one run directory's files.
+    EXPECT_EQ(two.output.find("test MSE"), two.output.rfind("test MSE")) << two.output;
+    const auto config = nlohmann::json::parse(std::ifstream(dir_ / (model + "-two") / "config.json"));
+    EXPECT_EQ(config["ranks"], 2);
+  }
+  // Resumed under mpirun: one epoch, then the second, ends where the two-epoch run did.
+  ASSERT_EQ(run_shell(command(2, train("fishernet", "resumed", 1))).status, 0);
+  const CliRun resumed = run_shell(command(2, train("fishernet", "resumed", 2) + " --resume"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  const auto full = read_metrics(dir_ / "fishernet-two" / "metrics.csv");
+  const auto rest = read_metrics(dir_ / "resumed" / "metrics.csv");
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[1][1], full[1][1]);
+  EXPECT_EQ(rest[1][2], full[1][2]);
 }
 
 }  // namespace

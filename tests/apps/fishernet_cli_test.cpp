@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli_run.h"
+#include "image_data.h"
 #include "infield/models/idx.h"
 #include "infield/npy.h"
 
@@ -21,26 +22,6 @@ using ::testing::HasSubstr;
 using testing::CliRun;
 
 CliRun run(const std::string& args) { return testing::run_cli("fishernet " + args); }
-
-/// Images of `side` x `side` pixels: a bright square whose position depends on the class.
-void write_split(const fs::path& dir, const std::string& split, int count, int side,
-                 std::uint64_t seed) {
-  fs::create_directories(dir);
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> noise(0, 40);
-  std::vector<std::uint8_t> images, labels;
-  for (int i = 0; i < count; ++i) {
-    const int label = i % 10;
-    labels.push_back(static_cast<std::uint8_t>(label));
-    for (int r = 0; r < side; ++r)
-      for (int c = 0; c < side; ++c) {
-        const bool on = r / 3 == label % 3 && c / 3 == label / 3 % 3;
-        images.push_back(static_cast<std::uint8_t>((on ? 200 : 0) + noise(rng)));
-      }
-  }
-  write_idx(dir / (split + "-images-idx3-ubyte"), {count, side, side}, images);
-  write_idx(dir / (split + "-labels-idx1-ubyte"), {count}, labels);
-}
 
 std::string read_text(const fs::path& p) {
   std::ifstream f(p);
@@ -57,8 +38,8 @@ class FisherNetCli : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "data");
-    write_split(dir_ / "data", "train", 200, 9, 1);
-    write_split(dir_ / "data", "t10k", 50, 9, 2);
+    testing::write_square_images(dir_ / "data", "train", 200, 9, 1);
+    testing::write_square_images(dir_ / "data", "t10k", 50, 9, 2);
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string train_args(const std::string& out, int epochs, const std::string& more = "") const {
@@ -126,8 +107,8 @@ TEST_F(FisherNetCli, CvaeTrainsOnImagesWithASideDivisibleByFour) {
   CliRun r = run(cvae + "--data " + (dir_ / "data").string() + " --out " + (dir_ / "c9").string());
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("side divisible by 4"));
-  write_split(dir_ / "data8", "train", 64, 8, 1);
-  write_split(dir_ / "data8", "t10k", 20, 8, 2);
+  testing::write_square_images(dir_ / "data8", "train", 64, 8, 1);
+  testing::write_square_images(dir_ / "data8", "t10k", 20, 8, 2);
   r = run(cvae + "--data " + (dir_ / "data8").string() + " --out " + (dir_ / "c8").string());
   ASSERT_EQ(r.status, 0) << r.output;
   const NpyArray cov = read_npy(dir_ / "c8" / "latent_test_covariance.npy");
@@ -189,8 +170,8 @@ TEST_F(FisherNetCli, BadDataFailsClearly) {
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("train-images-idx3-ubyte"));
   // Test images of another size than the training images.
-  write_split(dir_ / "data", "train", 200, 9, 1);
-  write_split(dir_ / "data", "t10k", 50, 7, 2);
+  testing::write_square_images(dir_ / "data", "train", 200, 9, 1);
+  testing::write_square_images(dir_ / "data", "t10k", 50, 7, 2);
   r = run(train_args("run2", 1));
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("7 x 7 = 49 pixels, the model's data size is 81"));
@@ -200,9 +181,9 @@ TEST_F(FisherNetCli, BadDataFailsClearly) {
   r = run("evaluate --run " + (dir_ / "none").string());
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("holds no run"));
-  write_split(dir_ / "data", "t10k", 50, 9, 2);
+  testing::write_square_images(dir_ / "data", "t10k", 50, 9, 2);
   ASSERT_EQ(run(train_args("run4", 1)).status, 0);
-  write_split(dir_ / "small", "t10k", 5, 7, 2);
+  testing::write_square_images(dir_ / "small", "t10k", 5, 7, 2);
   r = run("encode --run " + (dir_ / "run4").string() + " --images " +
           (dir_ / "small" / "t10k-images-idx3-ubyte").string() + " --out " +
           (dir_ / "z.npy").string());

@@ -25,6 +25,7 @@
 
 #include "infield/models/convolution.h"
 #include "infield/models/fishernet.h"
+#include "infield/inference/communicator.h"
 #include "infield/models/neural.h"
 
 namespace infield::neural {
@@ -131,6 +132,12 @@ struct TrainingOptions {
   /// against 8,500-9,400 and 7,200-8,300 with kBatch).
   enum class Parallelism { kAuto, kProducts, kBatch };
   Parallelism parallelism = Parallelism::kAuto;
+  /// Data-parallel training over MPI ranks (default: this process alone): every rank takes its
+  /// contiguous share of each global batch (threads above are per rank), the gradients are summed
+  /// over ranks before Adam, and every rank applies the same step, so the trajectory is one
+  /// process's with the same global batch up to float rounding. Not part of a checkpoint: a run
+  /// may resume on another number of ranks.
+  Communicator communicator;
 };
 
 /// One epoch's line of metrics.csv.
