@@ -85,16 +85,11 @@ void Communicator::sum_in_place(Eigen::VectorXd& values) const {
 void Communicator::sum_in_place(Eigen::Ref<Eigen::VectorXf> values) const {
 #if INFIELD_WITH_MPI
   if (size_ > 1) {
-    // In pieces (an MPI count is an int); MPI_IN_PLACE on the root.
+    // In pieces (an MPI count is an int).
     constexpr Eigen::Index kPiece = Eigen::Index{1} << 30;
     for (Eigen::Index done = 0; done < values.size(); done += kPiece) {
       const int n = static_cast<int>(std::min(kPiece, values.size() - done));
-      float* data = values.data() + done;
-      if (rank_ == 0)
-        MPI_Reduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, 0, impl_->comm);
-      else
-        MPI_Reduce(data, nullptr, n, MPI_FLOAT, MPI_SUM, 0, impl_->comm);
-      MPI_Bcast(data, n, MPI_FLOAT, 0, impl_->comm);
+      MPI_Allreduce(MPI_IN_PLACE, values.data() + done, n, MPI_FLOAT, MPI_SUM, impl_->comm);
     }
   }
 #else

@@ -329,23 +329,27 @@ double Autoencoder::noise_std(const Vector<float>& params) const {
 }
 
 double test_mse(const Autoencoder& model, const Vector<float>& params, const Matrix<float>& data,
-                int threads) {
+                int threads, const Communicator& communicator) {
   check_argument(data.rows() > 0 && data.cols() == model.data_size(), "test_mse", "data",
                  "must have rows of the model's data size");
   constexpr Eigen::Index kChunk = 500;
-  const Eigen::Index chunks = (data.rows() + kChunk - 1) / kChunk;
-  std::vector<double> sums(static_cast<std::size_t>(chunks), 0.0);
+  const auto chunks = static_cast<int>((data.rows() + kChunk - 1) / kChunk);
+  // Over ranks each evaluates its share of the chunks; the chunk sums are gathered and added in
+  // chunk order, so the result is the same bits for any number of ranks.
+  const auto [first, end] = communicator.share(chunks);
+  std::vector<Eigen::VectorXd> sums(static_cast<std::size_t>(end - first), Eigen::VectorXd(1));
   tbb::task_arena arena(std::max(1, threads));
   arena.execute([&] {
-    tbb::parallel_for(Eigen::Index{0}, chunks, [&](Eigen::Index c) {
+    tbb::parallel_for(first, end, [&](int c) {
       const Eigen::Index start = c * kChunk, rows = std::min(kChunk, data.rows() - start);
       const Matrix<float> x = data.middleRows(start, rows);
       const Matrix<float> f = model.decode(params, model.encode_mean(params, x));
-      sums[static_cast<std::size_t>(c)] = static_cast<double>((x - f).squaredNorm());
+      sums[static_cast<std::size_t>(c - first)][0] = static_cast<double>((x - f).squaredNorm());
     });
   });
-  return std::accumulate(sums.begin(), sums.end(), 0.0) /
-         static_cast<double>(data.rows() * data.cols());
+  double total = 0.0;
+  for (const auto& s : communicator.all_gather(sums, 1)) total += s[0];
+  return total / static_cast<double>(data.rows() * data.cols());
 }
 
 // ------------------------------------------------------------------------------ checkpoints
@@ -582,8 +586,11 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
           fused_entries += size;
         };
       arena.execute([&] {
-        tbb::parallel_for(Eigen::Index{0}, (rows + kNoiseBlockRows - 1) / kNoiseBlockRows,
-                          [&](Eigen::Index block) {
+        // The noise blocks that hold this rank's rows (all of them in one process).
+        const Eigen::Index first_block = row_begin / kNoiseBlockRows;
+        const Eigen::Index end_block =
+            local_rows == 0 ? first_block : (row_end - 1) / kNoiseBlockRows + 1;
+        tbb::parallel_for(first_block, end_block, [&](Eigen::Index block) {
           const Eigen::Index r0 = block * kNoiseBlockRows;
           std::mt19937_64 rng(mix(options.seed, step, static_cast<std::uint64_t>(r0)));
           const Eigen::Index r1 = std::min(rows, r0 + kNoiseBlockRows);
@@ -638,14 +645,11 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
         });
         g = &gradient;
       }
-      if (distributed) {  // the batch's loss and gradient over all ranks
-        if (used == 0) {
-          gradient.setZero();
-        } else if (g != &gradient) {
-          gradient = *g;
-        }
-        communicator.sum_in_place(gradient);
-        g = &gradient;
+      if (distributed) {  // the batch's loss and gradient over all ranks, in place
+        Vector<float>& sum = used == 1 ? parts[0].gradient : gradient;
+        if (used == 0) sum.setZero();
+        communicator.sum_in_place(sum);
+        g = &sum;
         value = communicator.sum(value);
       }
       // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
@@ -679,7 +683,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
     EpochRecord record;
     record.epoch = epoch;
     record.train_loss = loss_sum / static_cast<double>(n_train);
-    record.test_mse = test_mse(model, params, test, options.threads);
+    record.test_mse = test_mse(model, params, test, options.threads, communicator);
     record.noise_std = model.noise_std(params);
     record.seconds = seconds;
     record.images_per_s = static_cast<double>(n_train) / seconds;

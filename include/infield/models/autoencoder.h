@@ -112,9 +112,10 @@ class Autoencoder {
   Matrix<float> encoder_output(const Vector<float>& params, const Matrix<float>& data) const;
 };
 
-/// Mean over rows and pixels of (d - f(mu))^2, decoding the encoder's mean, on `threads` threads.
+/// Mean over rows and pixels of (d - f(mu))^2, decoding the encoder's mean, on `threads` threads
+/// (per rank: over ranks each takes its share of the rows, the same result on any number).
 double test_mse(const Autoencoder& model, const Vector<float>& params, const Matrix<float>& data,
-                int threads);
+                int threads, const Communicator& communicator = {});
 
 struct TrainingOptions {
   int epochs = 1;
