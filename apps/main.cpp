@@ -29,6 +29,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return world.is_root() ? app.exit(e) : e.get_exit_code();  // every rank saw the same line
   }
+  // Only these commands share their work over ranks; any other runs on rank 0 alone (the other
+  // ranks would repeat it and write the same files at the same time).
+  auto distributed = [&app] {
+    if (app.got_subcommand("mgvi") || app.got_subcommand("reconstruct")) return true;
+    if (app.got_subcommand("mkde")) return app.get_subcommand("mkde")->got_subcommand("fit");
+    if (app.got_subcommand("fishernet"))
+      return app.get_subcommand("fishernet")->got_subcommand("train");
+    return false;
+  };
+  if (world.size() > 1 && !world.is_root() && !distributed()) return 0;
   try {
     if (app.got_subcommand("demo")) return run_demo();
     if (app.got_subcommand("mgvi")) return run_mgvi();

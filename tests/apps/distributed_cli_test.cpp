@@ -163,6 +163,14 @@ TEST_F(DistributedCli, OneFailingRankEndsEveryRank) {
   EXPECT_LT(seconds, 30.0);
 }
 
+TEST_F(DistributedCli, CommandsThatAreNotDistributedRunOnRankZeroAlone) {
+  const CliRun r = run_shell(command(2, "prior --shape 32,32 --seed 4 --n 2 --out " +
+                                            (dir_ / "prior").string()));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("wrote"), r.output.rfind("wrote")) << r.output;  // once, not per rank
+  EXPECT_TRUE(fs::exists(dir_ / "prior" / "field.npy"));
+}
+
 TEST_F(DistributedCli, MoreRanksThanSamplePairs) {
   const CliRun r = run_shell(command(3, reconstruct("few", 1, 2)));
   ASSERT_EQ(r.status, 0) << r.output;
