@@ -20,6 +20,7 @@ struct Communicator::Impl {
 #endif
 };
 
+#if INFIELD_WITH_MPI
 namespace {
 bool session_active = false;
 
@@ -31,6 +32,7 @@ bool started_by_launcher() {
   return false;
 }
 }  // namespace
+#endif
 
 Communicator::Communicator() = default;
 
