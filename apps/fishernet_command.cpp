@@ -342,13 +342,24 @@ int run_train(const FisherNetCommandOptions& options) {
   fs::create_directories(run);
   const fs::path checkpoint_path = run / "checkpoint.npy";
   neural::TrainingCheckpoint state;
-  if (fs::exists(checkpoint_path)) {
+  const bool exists = fs::exists(checkpoint_path);
+  if (o.training.communicator.any(exists) != exists)
+    throw FileError("infield fishernet train: only some ranks see " + checkpoint_path.string() +
+                    "; --out must be on a file system every rank shares");
+  if (exists) {
     if (!o.resume)
       throw InvalidArgument("infield fishernet train: " + run.string() +
                             " already holds a run; pass --resume to continue it or choose another "
                             "--out");
     state = neural::load_checkpoint(checkpoint_path);
     neural::check_checkpoint_matches(state, ae, o.training, train.images.rows());
+    // Every rank reads RUN itself: they must all see the root's checkpoint (a shared file system).
+    std::string progress = std::to_string(state.epochs_done) + ":" + std::to_string(state.steps);
+    std::string root_progress = progress;
+    o.training.communicator.broadcast(root_progress);
+    if (o.training.communicator.any(progress != root_progress))
+      throw FileError("infield fishernet train: the ranks see different checkpoints in " +
+                      run.string() + "; --out must be on a file system every rank shares");
     if (root) fmt::print(stderr, "resuming {} after epoch {} of {}\n", run.string(), state.epochs_done,
                o.training.epochs);
   } else {
@@ -397,6 +408,8 @@ int run_train(const FisherNetCommandOptions& options) {
                                       callbacks);
   } catch (const InvalidArgument&) {
     throw;
+  } catch (const FileError&) {
+    throw;  // a checkpoint or metrics write failed: an error (main ends every rank), not divergence
   } catch (const std::runtime_error& e) {
     if (root)
       fmt::print(stderr, "infield fishernet train: {}; the last checkpoint is kept in {}\n",

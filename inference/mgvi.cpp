@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cstring>
+#include <exception>
 #include <fstream>
+#include <optional>
 #include <iomanip>
 #include <ostream>
 #include <random>
@@ -508,10 +510,10 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   }
 }
 
-/// The checkpoint's bytes, read by the root rank and sent to every rank; empty when there is none.
-/// A read error on the root is thrown on every rank.
-std::string read_checkpoint_bytes(const std::filesystem::path& path,
-                                  const Communicator& communicator) {
+/// The checkpoint's bytes, read by the root rank and sent to every rank; nothing when there is no
+/// file. A read error on the root is thrown on every rank.
+std::optional<std::string> read_checkpoint_bytes(const std::filesystem::path& path,
+                                                 const Communicator& communicator) {
   std::string message;  // first byte: 'n' no checkpoint, 'e' error (then its text), 'c' content
   if (communicator.is_root()) {
     if (!std::filesystem::exists(path)) {
@@ -526,9 +528,9 @@ std::string read_checkpoint_bytes(const std::filesystem::path& path,
     }
   }
   communicator.broadcast(message);
-  if (message.empty() || message[0] == 'n') return {};
+  if (message.empty() || message[0] == 'n') return std::nullopt;
   if (message[0] == 'e') throw FileError("optimize_kl: " + message.substr(1));
-  return message.substr(1);
+  return message.substr(1);  // possibly empty: a truncated file, which parsing rejects
 }
 
 Checkpoint parse_checkpoint(std::string content, const std::filesystem::path& path) {
@@ -690,9 +692,9 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
   bool mirrored = true;
   const std::string space = position.space().to_string();
   if (options.resume) {
-    std::string bytes = read_checkpoint_bytes(options.checkpoint, communicator);
-    if (!bytes.empty()) {
-      Checkpoint c = parse_checkpoint(std::move(bytes), options.checkpoint);
+    std::optional<std::string> bytes = read_checkpoint_bytes(options.checkpoint, communicator);
+    if (bytes) {
+      Checkpoint c = parse_checkpoint(std::move(*bytes), options.checkpoint);
       auto mismatch = [&](const std::string& what) {
         throw FileError("optimize_kl: checkpoint " + options.checkpoint.string() +
                         " belongs to another run: " + what);
@@ -723,20 +725,31 @@ OptimizeKLSummary optimize_kl(std::shared_ptr<const StandardHamiltonian> hamilto
     // This rank's pairs; their samples, signed (MGVI's mirrored pairs unfolded).
     const auto [first_pair, end_pair] = communicator.share(settings.sample_pairs);
     std::vector<Eigen::VectorXd> local;
+    SamplingOptions sampling;
+    sampling.pairs = std::max(settings.sample_pairs, 1);
+    sampling.cg = settings.sampling_cg;
+    sampling.point_estimates = settings.point_estimates;
+    sampling.nonlinear_minimizer = settings.nonlinear_sampling_minimizer;
+    sampling.validate();  // on every rank, before any rank may skip drawing
+    // A failure while drawing (a likelihood without a transformation, a non-finite model) must
+    // reach the ranks that drew nothing too, or they would wait for the others in the sums.
+    std::exception_ptr failure;
     if (end_pair > first_pair) {
-      SamplingOptions sampling;
-      sampling.pairs = settings.sample_pairs;
-      sampling.cg = settings.sampling_cg;
-      sampling.point_estimates = settings.point_estimates;
-      sampling.nonlinear_minimizer = settings.nonlinear_sampling_minimizer;
-      sampling.validate();
-      DrawnSamples drawn = draw_pairs(*hamiltonian, position, sampling, options.seed,
-                                      static_cast<std::uint64_t>(it), first_pair, end_pair);
-      local = std::move(drawn.residuals);
-      report.sampling_cg_iterations = drawn.summary.cg_iterations;
-      report.sampling_cg_not_converged = drawn.summary.cg_not_converged;
-      report.nonlinear_sampling_iterations = drawn.summary.nonlinear_iterations;
-      report.nonlinear_sampling_not_converged = drawn.summary.nonlinear_not_converged;
+      try {
+        DrawnSamples drawn = draw_pairs(*hamiltonian, position, sampling, options.seed,
+                                        static_cast<std::uint64_t>(it), first_pair, end_pair);
+        local = std::move(drawn.residuals);
+        report.sampling_cg_iterations = drawn.summary.cg_iterations;
+        report.sampling_cg_not_converged = drawn.summary.cg_not_converged;
+        report.nonlinear_sampling_iterations = drawn.summary.nonlinear_iterations;
+        report.nonlinear_sampling_not_converged = drawn.summary.nonlinear_not_converged;
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    }
+    if (communicator.any(failure != nullptr)) {
+      if (failure) std::rethrow_exception(failure);
+      throw std::runtime_error("optimize_kl: drawing samples failed on another rank");
     }
     for (int* count : {&report.sampling_cg_iterations, &report.sampling_cg_not_converged,
                        &report.nonlinear_sampling_iterations,

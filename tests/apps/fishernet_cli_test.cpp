@@ -191,5 +191,15 @@ TEST_F(FisherNetCli, BadDataFailsClearly) {
   EXPECT_THAT(r.output, HasSubstr("model's data size is 81"));
 }
 
+TEST_F(FisherNetCli, AWriteFailureIsAnErrorNotDivergence) {
+  // metrics.csv's temporary file cannot be created (a directory is in the way): the run must
+  // end with the file error, not report a diverged training.
+  fs::create_directories(dir_ / "blocked" / "metrics.csv.tmp");
+  const CliRun r = run(train_args("blocked", 1));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("cannot write"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("diverged")));
+}
+
 }  // namespace
 }  // namespace infield

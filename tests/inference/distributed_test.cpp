@@ -132,6 +132,23 @@ TEST(DistributedMgvi, GeoVIOverRanksIsOneProcesss) {
   EXPECT_EQ(all.iterations[1].kl_with_entropy, one.iterations[1].kl_with_entropy);
 }
 
+TEST(DistributedMgvi, AFailureWhileDrawingReachesEveryRank) {
+  // geoVI needs the likelihood's transformation. With one pair only rank 0 draws and fails; the
+  // other ranks must fail too instead of waiting for it in the sums.
+  auto h = standard_hamiltonian(std::make_shared<OpaqueLikelihood>(),
+                                identity_operator(unstructured(1)));
+  OptimizeKLOptions options;
+  options.global_iterations = 1;
+  options.settings.sample_pairs = 1;
+  options.settings.nonlinear_sampling_minimizer = geovi_sample_minimizer();
+  options.communicator = world();
+  if (world().is_root()) {
+    EXPECT_THROW(optimize_kl(h, Field::zeros(unstructured(1)), options), InvalidArgument);
+  } else {
+    EXPECT_THROW(optimize_kl(h, Field::zeros(unstructured(1)), options), std::runtime_error);
+  }
+}
+
 TEST(DistributedMgvi, CheckpointWrittenByTheRootResumesExactly) {
   LogNormalPoissonProblem p(5);
   // One directory for all ranks (the root's process id, sent to every rank).

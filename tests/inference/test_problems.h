@@ -107,4 +107,22 @@ struct LogNormalPoissonProblem {
   }
 };
 
+/// A likelihood without a transformation (as a user's own may be).
+class OpaqueLikelihood final : public Likelihood {
+ public:
+  OpaqueLikelihood() : Likelihood(unstructured(1)), inner_(gaussian_likelihood(Field::zeros(unstructured(1)), 1.0)) {}
+  std::string name() const override { return "Opaque"; }
+  double evaluate(ConstVectorRef s, Eigen::VectorXd* g) const override { return inner_->evaluate(s, g); }
+  LinearOperatorPtr metric(ConstVectorRef s) const override { return inner_->metric(s); }
+  Eigen::VectorXd draw_metric_sample(ConstVectorRef s, std::mt19937_64& rng) const override {
+    return inner_->draw_metric_sample(s, rng);
+  }
+  Eigen::VectorXd draw_data(ConstVectorRef s, std::mt19937_64& rng) const override {
+    return inner_->draw_data(s, rng);
+  }
+
+ private:
+  LikelihoodPtr inner_;
+};
+
 }  // namespace infield::test

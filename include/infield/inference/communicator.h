@@ -36,9 +36,10 @@ class Communicator {
   std::int64_t sum(std::int64_t local) const;
   /// Element-wise sum over ranks in rank order, in place; every rank must pass the same size.
   void sum_in_place(Eigen::VectorXd& values) const;
-  /// Element-wise sum over ranks of a float vector (gradients in training), in place: reduced to
-  /// rank 0 in MPI's order and broadcast, so every rank holds the same bits; a different number
-  /// of ranks changes only the rounding.
+  /// Element-wise sum over ranks of a float vector (gradients in training), in place, by one
+  /// MPI_Allreduce: every rank receives the same result (MPI_Allreduce is MPI_Reduce followed by
+  /// a broadcast in effect; two ranks add a + b and b + a, the same bits); a different number of
+  /// ranks changes only the rounding.
   void sum_in_place(Eigen::Ref<Eigen::VectorXf> values) const;
   /// True on every rank if `flag` is true on any.
   bool any(bool flag) const;
