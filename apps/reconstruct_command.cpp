@@ -177,11 +177,11 @@ int run_reconstruct(const ReconstructOptions& opt) {
   const auto setup_done = Clock::now();
   OptimizeKLSummary result = optimize_kl(hamiltonian, std::move(initial), options);
   const auto mgvi_done = Clock::now();
-  if (!options.communicator.is_root()) {  // the root rank writes the results
-    for (const auto& it : result.iterations)
-      if (it.minimizer.status == MinimizerStatus::kNumericalError) return 3;
-    return 0;
-  }
+  // Budgets (iteration limits) are the schedule; a numerical failure is an error.
+  int status = 0;
+  for (const auto& it : result.iterations)
+    if (it.minimizer.status == MinimizerStatus::kNumericalError) status = 3;
+  if (!options.communicator.is_root()) return status;  // the root rank writes the results
 
   // Posterior statistics.
   const SampleList& samples = result.samples;
@@ -312,8 +312,6 @@ int run_reconstruct(const ReconstructOptions& opt) {
                summary["rms_error"]["unobserved"].get<double>(),
                100 * summary["truth_within_one_std"].get<double>());
 
-  // Budgets (iteration limits) are the schedule; a numerical failure is an error.
-  int status = 0;
   for (const auto& it : result.iterations) {
     if (it.sampling_cg_not_converged > 0)
       fmt::print(stderr, "{}: iteration {}: {} sampling CG solves stopped at the iteration limit\n",
@@ -321,11 +319,9 @@ int run_reconstruct(const ReconstructOptions& opt) {
     if (it.nonlinear_sampling_not_converged > 0)
       fmt::print(stderr, "{}: iteration {}: {} geoVI samples stopped at the step limit\n", kFn,
                  it.iteration + 1, it.nonlinear_sampling_not_converged);
-    if (it.minimizer.status == MinimizerStatus::kNumericalError) {
+    if (it.minimizer.status == MinimizerStatus::kNumericalError)
       fmt::print(stderr, "{}: iteration {}: minimizer failed: {}\n", kFn, it.iteration + 1,
                  it.minimizer.brief_report());
-      status = 3;
-    }
   }
   return status;
 }

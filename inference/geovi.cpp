@@ -69,23 +69,6 @@ class TransformationJacobian final : public LinearOperator {
   LinearOperatorPtr local_;
 };
 
-/// A^T A for a square A.
-class GramOperator final : public LinearOperator {
- public:
-  explicit GramOperator(LinearOperatorPtr a)
-      : LinearOperator(a->domain(), a->domain()), a_(std::move(a)) {}
-  std::string name() const override { return "GeoVISampleMetric"; }
-  void apply_times(ConstVectorRef v, VectorRef out) const override {
-    Eigen::VectorXd av(a_->target().size());
-    a_->apply_times(v, av);
-    a_->apply_adjoint(av, out);
-  }
-  void apply_adjoint(ConstVectorRef v, VectorRef out) const override { apply_times(v, out); }
-
- private:
-  LinearOperatorPtr a_;
-};
-
 /// 0.5 |g(delta) - g(0) - y|^2 with g(delta) - g(0) = delta + P J̄^T (f(xi_bar + P^T delta) - f̄).
 class SampleEnergy final : public Energy {
  public:
@@ -115,7 +98,7 @@ class SampleEnergy final : public Energy {
       out.gradient.resize(delta.size());
       jacobian->apply_adjoint(residual, out.gradient);
     }
-    if (request & kMetric) out.metric = std::make_shared<GramOperator>(jacobian);
+    if (request & kMetric) out.metric = sandwich(jacobian);  // J_g^T J_g
     return out;
   }
 

@@ -15,14 +15,19 @@ struct CliRun {
   std::string output;
 };
 
-inline CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string(INFIELD_CLI) + " " + args + " 2>&1";
+/// Runs a shell command line, capturing its status and combined stdout/stderr.
+inline CliRun run_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
   while (std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+inline CliRun run_cli(const std::string& args) {
+  return run_shell(std::string(INFIELD_CLI) + " " + args);
 }
 
 }  // namespace infield::testing

@@ -28,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::CliRun;
+using testing::run_shell;
 
 constexpr int kN = 64;
 
@@ -36,15 +37,6 @@ std::string command(int ranks, const std::string& args) {
   if (ranks == 1) return std::string(INFIELD_CLI) + " " + args;
   return std::string(INFIELD_MPIEXEC) + " -n " + std::to_string(ranks) + " --oversubscribe " +
          INFIELD_CLI + " " + args;
-}
-
-CliRun run_shell(const std::string& cmd) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 class DistributedCli : public ::testing::Test {
