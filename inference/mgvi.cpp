@@ -210,6 +210,40 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
   return SampleList(position, std::move(drawn.residuals), drawn.mirrored);
 }
 
+Eigen::VectorXd mgvi_residual(const StandardHamiltonian& hamiltonian, const Field& position,
+                              ConstVectorRef n, ConstVectorRef eta,
+                              const ConjugateGradientOptions& cg,
+                              ConjugateGradientSummary* summary) {
+  constexpr std::string_view fn = "mgvi_residual";
+  check_same_space(hamiltonian.domain(), position.space(), fn, "position");
+  check_finite(position.values(), fn, "position");
+  const OperatorPtr transformation = hamiltonian.transformation();
+  if (!transformation || !hamiltonian.likelihood()->transformation_is_exact())
+    throw InvalidArgument(std::string(fn) + ": the likelihood " +
+                          hamiltonian.likelihood()->name() +
+                          " has no exact transformation (the square root of its metric)");
+  check_argument(n.size() == transformation->target().size(), fn, "n",
+                 "must have the size of the likelihood transformation's target");
+  check_argument(eta.size() == position.size(), fn, "eta", "must have the size of the position");
+  check_finite(n, fn, "n");
+  check_finite(eta, fn, "eta");
+  // theta = J^T J_f^T n + eta: J_f^T n ~ N(0, F) where J_f^T J_f = F, as the likelihood's own
+  // draw_metric_sample gives.
+  const FlatLinearization sqrt_metric = transformation->linearize_flat(position.values());
+  Eigen::VectorXd theta(position.size());
+  sqrt_metric.jacobian->apply_adjoint(n, theta);
+  theta += eta;
+  // The metric and the CG start (eta) exactly as draw_samples uses them.
+  const FlatLinearization lin = hamiltonian.model()->linearize_flat(position.values());
+  const LinearOperatorPtr metric =
+      sandwich(lin.jacobian, hamiltonian.likelihood()->metric(lin.value)) +
+      identity_operator(hamiltonian.domain());
+  Eigen::VectorXd delta = eta;
+  const ConjugateGradientSummary result = conjugate_gradient(*metric, theta, delta, cg);
+  if (summary) *summary = result;
+  return delta;
+}
+
 // ---- Sampled KL ----------------------------------------------------------------------------------
 namespace {
 

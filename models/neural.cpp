@@ -186,6 +186,50 @@ Matrix<T> Mlp<T>::vjp(const ParamsRef& params, const Cache& cache, const Matrix<
 }
 
 template <typename T>
+Matrix<T> Mlp<T>::jvp_parameters(const ParamsRef& params, const Cache& cache,
+                                 const ParamsRef& dparams, const Matrix<T>& dx) const {
+  constexpr std::string_view fn = "Mlp::jvp_parameters";
+  check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
+  check_argument(dparams.size() == parameter_count(), fn, "dparams",
+                 "must have parameter_count() entries");
+  const Eigen::Index batch = cache.inputs[0].rows();
+  check_argument(dx.size() == 0 || (dx.rows() == batch && dx.cols() == input_size()), fn, "dx",
+                 "must be batch x input_size (or empty for no input tangent)");
+  // Forward mode through each layer: d(W x + b) = W dx + dW x + db, then the activation's
+  // derivative at the pre-activation.
+  Matrix<T> h = dx.size() == 0 ? Matrix<T>::Zero(batch, input_size()) : dx;
+  for (std::size_t l = 0; l < layers(); ++l) {
+    const Eigen::Index in = widths_[l], out = widths_[l + 1];
+    Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
+    Eigen::Map<const Matrix<T>> dw(dparams.data() + offsets_[l], out, in);
+    Eigen::Map<const Vector<T>> db(dparams.data() + offsets_[l] + out * in, out);
+    Matrix<T> z = times_transposed(h, w);
+    z.noalias() += cache.inputs[l] * dw.transpose();
+    z.rowwise() += db.transpose();
+    z.array() *= cache.derivatives[l].array();
+    h = std::move(z);
+  }
+  return h;
+}
+
+template <typename T>
+Matrix<T> Mlp<T>::vjp_input(const ParamsRef& params, const Cache& cache,
+                            const Matrix<T>& u) const {
+  constexpr std::string_view fn = "Mlp::vjp_input";
+  check_argument(cache.inputs.size() == layers(), fn, "cache", "is not from forward()");
+  check_argument(u.rows() == cache.inputs[0].rows() && u.cols() == output_size(), fn, "u",
+                 "must be batch x output_size");
+  Matrix<T> g = u;
+  for (std::size_t l = layers(); l-- > 0;) {
+    const Eigen::Index in = widths_[l], out = widths_[l + 1];
+    g.array() *= cache.derivatives[l].array();
+    Eigen::Map<const Matrix<T>> w(params.data() + offsets_[l], out, in);
+    g = times(g, w);
+  }
+  return g;
+}
+
+template <typename T>
 Adam<T>::Adam(Eigen::Index size, Options options)
     : options_(options), m_(Vector<T>::Zero(size)), v_(Vector<T>::Zero(size)) {
   constexpr std::string_view fn = "Adam";

@@ -95,6 +95,18 @@ SampleList draw_samples(const StandardHamiltonian& hamiltonian, const Field& pos
                         const SamplingOptions& options, std::uint64_t seed, std::uint64_t stream,
                         SamplingSummary* summary = nullptr);
 
+/// One MGVI residual from given standard-normal draws, as draw_samples forms one from drawn
+/// draws: theta = J^T J_f^T n + eta with J the model's Jacobian and J_f that of the likelihood's
+/// transformation at the model's value (J_f^T J_f = F, so J_f^T n ~ N(0, F)), then
+/// delta = M^{-1} theta by CG from eta. n has the transformation's target size, eta the
+/// position's. For checking a fast path against the inference layer (FisherNet's
+/// latent_residuals: tests/models/network_operators_test.cpp). Throws InvalidArgument if the
+/// likelihood's transformation is missing or not exact, or for sizes that do not match.
+Eigen::VectorXd mgvi_residual(const StandardHamiltonian& hamiltonian, const Field& position,
+                              ConstVectorRef n, ConstVectorRef eta,
+                              const ConjugateGradientOptions& cg = {1e-12, 0.0, 1000},
+                              ConjugateGradientSummary* summary = nullptr);
+
 /// The sampled KL (1/K) sum_k H(xi + r_k) with residuals r_k held fixed; value, gradient and the
 /// averaged metric, evaluated over the samples in parallel and summed in a fixed order.
 ///

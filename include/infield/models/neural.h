@@ -90,6 +90,13 @@ class Mlp {
   /// J_x dx for k tangents per datum: dx is (k * batch) x input_size, stacked as above; the
   /// result is (k * batch) x output_size. One GEMM per layer for all tangents.
   Matrix<T> jvp_input(const ParamsRef& params, const Cache& cache, const Matrix<T>& dx) const;
+  /// The full JVP, J_params dparams + J_x dx, for one tangent per datum: dparams has
+  /// parameter_count() entries, dx is batch x input_size or empty (no input tangent). Returns
+  /// batch x output_size. What the network as a parametric operator of (x, params) needs.
+  Matrix<T> jvp_parameters(const ParamsRef& params, const Cache& cache, const ParamsRef& dparams,
+                           const Matrix<T>& dx = {}) const;
+  /// J_x^T u alone (u batch x output_size), without the parameter gradient that vjp() forms.
+  Matrix<T> vjp_input(const ParamsRef& params, const Cache& cache, const Matrix<T>& u) const;
   /// forward() and jvp_input() in one pass: the batch and its k tangents per datum go through
   /// each layer as one stacked GEMM (the weights are packed once for both). Returns y; the
   /// tangents' image J_x dx goes to `jvp`. With `output` false and a linear last layer, that
