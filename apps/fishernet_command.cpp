@@ -1,5 +1,6 @@
-// `infield fishernet train | evaluate | encode | sample | report`: FisherNet and its VAE baseline on an
-// image data set in IDX format (Fashion-MNIST by default), with checkpoints, metrics and figures.
+// `infield fishernet train | evaluate | encode | sample | infer | report`: FisherNet and its VAE
+// baseline on an image data set in IDX format (Fashion-MNIST by default), with checkpoints, metrics
+// and figures; `infer` runs full MGVI per image with the trained decoder.
 
 #include <fmt/core.h>
 #include <tbb/parallel_for.h>
@@ -22,6 +23,7 @@
 #include "infield/error.h"
 #include "infield/models/autoencoder.h"
 #include "infield/models/idx.h"
+#include "infield/models/latent_inference.h"
 #include "infield/models/mkde.h"
 #include "infield/npy.h"
 #include "json_output.h"
@@ -56,6 +58,10 @@ struct FisherNetCommandOptions {
   Eigen::Index n = 64;
   std::uint64_t seed = 1;
   int threads = 1;
+  // infer
+  Eigen::Index first = 0;  // 0: every image
+  int samples = 8;
+  int iterations = 3;
 };
 
 std::vector<double> to_doubles(const Matrix<float>& m) {
@@ -508,6 +514,124 @@ int run_sample(const FisherNetCommandOptions& o) {
   return 0;
 }
 
+/// Images for a model of `size` pixels from an IDX file (uint8, scaled by 1/255) or a .npy array
+/// (N x size, or N x side x side, values as stored), the first `first` of them (0: all).
+Matrix<double> read_images_for(const std::string& path, Eigen::Index size, Eigen::Index first,
+                               std::string_view command) {
+  Eigen::Index n = 0, pixels = 0;
+  Eigen::VectorXd values;
+  if (fs::path(path).extension() == ".npy") {
+    NpyArray a = read_npy(path);
+    if (a.shape.size() < 2)
+      throw InvalidArgument(fmt::format("{}: {} holds an array of {} dimensions; images are N x "
+                                        "pixels (or N x rows x columns)",
+                                        command, path, a.shape.size()));
+    n = a.shape[0];
+    pixels = a.values.size() / std::max<Eigen::Index>(n, 1);
+    values = std::move(a.values);
+  } else {
+    const IdxArray raw = read_idx(path);
+    if (raw.shape.size() != 3)
+      throw InvalidArgument(fmt::format("{}: {} is not a file of images (3 dimensions expected)",
+                                        command, path));
+    n = raw.shape[0];
+    pixels = raw.shape[1] * raw.shape[2];
+    values.resize(static_cast<Eigen::Index>(raw.values.size()));
+    for (Eigen::Index i = 0; i < values.size(); ++i)
+      values[i] = static_cast<double>(raw.values[static_cast<std::size_t>(i)]) / 255.0;
+  }
+  if (pixels != size)
+    throw InvalidArgument(fmt::format("{}: the images in {} have {} pixels, the model's data size "
+                                      "is {}",
+                                      command, path, pixels, size));
+  if (n == 0) throw InvalidArgument(fmt::format("{}: {} holds no images", command, path));
+  if (first > n)
+    throw InvalidArgument(fmt::format("{}: --first {} is beyond the {} images in {}", command,
+                                      first, n, path));
+  if (!values.allFinite())
+    throw InvalidArgument(fmt::format("{}: {} holds values that are not finite", command, path));
+  const Eigen::Index rows = first > 0 ? first : n;
+  return Eigen::Map<const Matrix<double>>(values.data(), n, size).topRows(rows);
+}
+
+int run_infer(const FisherNetCommandOptions& o) {
+  constexpr std::string_view kCommand = "infield fishernet infer";
+  const LoadedRun loaded = load_run(o.run);
+  const Autoencoder& model = loaded.model;
+  if (model.kind() == neural::AutoencoderKind::kCvae)
+    throw InvalidArgument(fmt::format(
+        "{}: {} is a CVAE run; its decoder is convolutional, which infer does not take as an "
+        "operator (FisherNet and VAE runs, whose decoders are dense, are supported)",
+        kCommand, o.run));
+  const Vector<float>& params = loaded.checkpoint.params;
+  const Matrix<double> images = read_images_for(o.images, model.data_size(), o.first, kCommand);
+  const Eigen::Index n = images.rows(), d = model.latent(), k = model.data_size();
+  const double noise_std = model.noise_std(params);
+  const neural::DenseNetwork decoder = neural::decoder_network(model, params);
+
+  const auto started = std::chrono::steady_clock::now();
+  const Matrix<double> encoder_mean =
+      model.encode_mean(params, images.cast<float>()).cast<double>();
+  neural::LatentInferenceOptions options;
+  options.samples = o.samples;
+  options.iterations = o.iterations;
+  options.threads = o.threads;
+  options.seed = o.seed;
+  auto last_report = std::chrono::steady_clock::now();
+  options.progress = [&](Eigen::Index done, Eigen::Index total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last_report < std::chrono::seconds(2)) return;
+    last_report = now;
+    const double seconds = std::chrono::duration<double>(now - started).count();
+    fmt::print(stderr, "infer: {} / {} images, {:.1f} images/s\n", done, total, done / seconds);
+  };
+  const neural::LatentPosteriors posteriors =
+      neural::infer_latents(decoder, noise_std, images, encoder_mean, options);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  const Matrix<double> encoder_decoded = decoder.network->forward(*decoder.parameters, encoder_mean);
+  const Matrix<double> refined_decoded =
+      decoder.network->forward(*decoder.parameters, posteriors.mean);
+  const double encoder_mse = (images - encoder_decoded).squaredNorm() / static_cast<double>(n * k);
+  const double refined_mse = (images - refined_decoded).squaredNorm() / static_cast<double>(n * k);
+
+  const fs::path out(o.out);
+  fs::create_directories(out);
+  auto write = [](const fs::path& path, const std::vector<Eigen::Index>& shape,
+                  const Matrix<double>& m) {
+    write_npy(path, shape, Eigen::Map<const Eigen::VectorXd>(m.data(), m.size()));
+  };
+  write(out / "latent_mean.npy", {n, d}, posteriors.mean);
+  write(out / "latent_covariance.npy", {n, d, d}, posteriors.covariance);
+  write(out / "reconstructions.npy", {n, k}, refined_decoded);
+  write(out / "encoder_mean.npy", {n, d}, encoder_mean);
+  const bool all_converged = posteriors.not_converged() == 0;
+  write_json_atomic(out / "summary.json",
+                    {{"run", o.run},
+                     {"model", neural::autoencoder_kind_name(model.kind())},
+                     {"latent", d},
+                     {"n_images", n},
+                     {"samples", o.samples},
+                     {"iterations", o.iterations},
+                     {"threads", o.threads},
+                     {"seed", o.seed},
+                     {"noise_std", noise_std},
+                     {"encoder_mse", encoder_mse},
+                     {"refined_mse", refined_mse},
+                     {"seconds", seconds},
+                     {"images_per_s", static_cast<double>(n) / seconds},
+                     {"not_converged", posteriors.not_converged()},
+                     {"all_converged", all_converged}},
+                    std::string(kCommand));
+  fmt::print("{} images: reconstruction MSE {:.6f} from the encoder's means, {:.6f} from the "
+             "refined means; {:.1f} s ({:.1f} images/s){}\n",
+             n, encoder_mse, refined_mse, seconds, static_cast<double>(n) / seconds,
+             all_converged ? ""
+                           : fmt::format("; {} images NOT CONVERGED", posteriors.not_converged()));
+  return 0;
+}
+
 /// One run's metrics.csv rows and its model and latent size from config.json.
 struct RunSummary {
   std::string name, model;
@@ -643,18 +767,35 @@ std::function<int()> register_fishernet_command(CLI::App& app) {
   sample->add_option("--seed", o->seed, "random seed");
   sample->add_option("--out", o->out, "output directory")->required();
 
+  CLI::App* infer = cmd->add_subcommand(
+      "infer", "full MGVI per image with the trained decoder and noise, from the encoder's means");
+  infer->add_option("--run", o->run, "run directory (FisherNet or VAE)")->required();
+  infer->add_option("--images", o->images, "IDX file of images, or .npy (N x pixels, in [0, 1])")
+      ->required();
+  infer->add_option("--first", o->first, "only the first N images (default: all)")
+      ->check(CLI::Range(Eigen::Index{1}, Eigen::Index{1} << 40));
+  infer->add_option("--samples", o->samples, "MGVI samples per image (even: mirrored pairs)")
+      ->check(CLI::Range(2, 100000));
+  infer->add_option("--iterations", o->iterations, "global MGVI iterations per image")
+      ->check(CLI::Range(1, 10000));
+  infer->add_option("--threads", o->threads, "threads (images run in parallel)")
+      ->check(CLI::Range(1, 1024));
+  infer->add_option("--seed", o->seed, "random seed");
+  infer->add_option("--out", o->out, "output directory")->required();
+
   CLI::App* report = cmd->add_subcommand(
       "report", "a table and plots (test MSE per epoch, test MSE against D) of several runs");
   report->add_option("--runs", o->runs, "run directories")->required()->delimiter(',');
   report->add_option("--epoch", o->at_epoch, "compare at this epoch (default: each run's last)");
   report->add_option("--out", o->out, "output directory")->required();
 
-  return [o, train, evaluate, encode, sample, report]() {
+  return [o, train, evaluate, encode, sample, infer, report]() {
     if (report->parsed()) return run_report(*o);
     if (train->parsed()) return run_train(*o);
     if (evaluate->parsed()) return run_evaluate(*o);
     if (encode->parsed()) return run_encode(*o);
     if (sample->parsed()) return run_sample(*o);
+    if (infer->parsed()) return run_infer(*o);
     return 2;
   };
 }

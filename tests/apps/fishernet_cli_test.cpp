@@ -1,10 +1,12 @@
-// Runs `infield fishernet train | evaluate | encode | sample` on a tiny IDX data set and checks
-// what they write, that a resumed run equals an uninterrupted one, and how bad input fails.
+// Runs `infield fishernet train | evaluate | encode | sample | infer` on a tiny IDX data set and
+// checks what they write, that a resumed run equals an uninterrupted one, and how bad input fails.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -189,6 +191,78 @@ TEST_F(FisherNetCli, BadDataFailsClearly) {
           (dir_ / "z.npy").string());
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("model's data size is 81"));
+}
+
+TEST_F(FisherNetCli, InferRefinesTheEncodersMeansByMgviPerImage) {
+  ASSERT_EQ(run(train_args("run", 2)).status, 0);
+  const std::string test_images = (dir_ / "data" / "t10k-images-idx3-ubyte").string();
+  const std::string infer = "infer --run " + (dir_ / "run").string() + " --samples 4 --iterations 2 ";
+  CliRun r = run(infer + "--images " + test_images + " --first 20 --threads 2 --out " +
+                 (dir_ / "inf").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("refined means"));
+  EXPECT_EQ(read_npy(dir_ / "inf" / "latent_mean.npy").shape, (std::vector<Eigen::Index>{20, 2}));
+  const NpyArray cov = read_npy(dir_ / "inf" / "latent_covariance.npy");
+  EXPECT_EQ(cov.shape, (std::vector<Eigen::Index>{20, 2, 2}));
+  EXPECT_EQ(cov.values[1], cov.values[2]);
+  EXPECT_GT(cov.values[0], 0.0);
+  EXPECT_EQ(read_npy(dir_ / "inf" / "reconstructions.npy").shape,
+            (std::vector<Eigen::Index>{20, 81}));
+  const auto summary = nlohmann::json::parse(read_text(dir_ / "inf" / "summary.json"));
+  for (const char* key : {"encoder_mse", "refined_mse", "images_per_s", "all_converged"})
+    EXPECT_TRUE(summary.contains(key)) << key;
+  // The refined means fit each image at least as well as the encoder's (they start there and
+  // the posterior is dominated by the data at this noise level).
+  EXPECT_LE(summary["refined_mse"].get<double>(), summary["encoder_mse"].get<double>());
+
+  // The same images from a .npy file, and the result does not depend on the thread count.
+  const NpyArray recon = read_npy(dir_ / "inf" / "reconstructions.npy");
+  const IdxArray raw = read_idx(test_images);
+  Eigen::VectorXd pixels(20 * 81);
+  for (Eigen::Index i = 0; i < pixels.size(); ++i) pixels[i] = raw.values[i] / 255.0;
+  write_npy(dir_ / "x.npy", {20, 81}, pixels);
+  r = run(infer + "--images " + (dir_ / "x.npy").string() + " --threads 1 --out " +
+          (dir_ / "inf1").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_npy(dir_ / "inf1" / "latent_mean.npy").values,
+            read_npy(dir_ / "inf" / "latent_mean.npy").values);
+
+  // Bad input: no run, a damaged run, images of another size, --first beyond the file, an odd
+  // sample count, a CVAE run.
+  const std::string out = " --out " + (dir_ / "bad").string();
+  r = run("infer --run " + (dir_ / "none").string() + " --images " + test_images + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("holds no run"));
+  r = run(infer + "--images " + test_images + " --first 51" + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("--first 51 is beyond the 50 images"));
+  testing::write_square_images(dir_ / "small", "t10k", 5, 7, 2);
+  r = run(infer + "--images " + (dir_ / "small" / "t10k-images-idx3-ubyte").string() + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("have 49 pixels, the model's data size is 81"));
+  r = run("infer --run " + (dir_ / "run").string() + " --samples 3 --images " + test_images + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("must be even"));
+  pixels[5] = std::nan("");
+  write_npy(dir_ / "nan.npy", {20, 81}, pixels);
+  r = run(infer + "--images " + (dir_ / "nan.npy").string() + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("not finite"));
+  const fs::path checkpoint = dir_ / "run" / "checkpoint.npy";
+  fs::resize_file(checkpoint, fs::file_size(checkpoint) / 2);
+  r = run(infer + "--images " + test_images + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("checkpoint.npy"));
+  testing::write_square_images(dir_ / "data8", "train", 32, 8, 1);
+  testing::write_square_images(dir_ / "data8", "t10k", 8, 8, 2);
+  ASSERT_EQ(run("train --model cvae --latent 2 --batch 16 --epochs 1 --quiet --data " +
+                (dir_ / "data8").string() + " --out " + (dir_ / "cvae").string())
+                .status,
+            0);
+  r = run("infer --run " + (dir_ / "cvae").string() + " --images " +
+          (dir_ / "data8" / "t10k-images-idx3-ubyte").string() + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("convolutional"));
 }
 
 TEST_F(FisherNetCli, AWriteFailureIsAnErrorNotDivergence) {

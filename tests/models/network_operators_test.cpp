@@ -4,11 +4,13 @@
 // equals M_i by every route, the inference layer's metric sample equals latent_residuals for the
 // same n_i and eta_i (explicit and CG), and the Hamiltonian's energy plus the noise terms equals
 // the Eq. 25 loss per datum. A fast path with a wrong noise scale fails the same comparisons.
+// Full MGVI per datum (infer_latents) on a linear decoder gives the exact Gaussian posterior.
 #include "infield/models/network_operators.h"
 
 #include <gtest/gtest.h>
 
 #include <Eigen/Cholesky>
+#include <boost/math/distributions/chi_squared.hpp>
 #include <cmath>
 #include <random>
 
@@ -16,6 +18,7 @@
 #include "infield/inference/mgvi.h"
 #include "infield/models/autoencoder.h"
 #include "infield/models/fishernet.h"
+#include "infield/models/latent_inference.h"
 
 namespace infield {
 namespace {
@@ -350,6 +353,65 @@ TEST(FisherNetThroughTheFramework, TheHamiltonianPlusNoiseTermsIsTheEq25LossPerD
                          noise_terms;
     EXPECT_GT(std::abs(f.general.energies[i] + noise_terms - wrong), 1e-6 * std::abs(loss));
   }
+}
+
+// ---- Full MGVI per datum -----------------------------------------------------------------------
+
+TEST(InferLatents, OnALinearDecoderTheRefinedPosteriorIsTheExactGaussianPosterior) {
+  // d = W z + b + n, n ~ N(0, s^2), z ~ N(0, 1): the posterior is N(m, M^-1) with
+  // M = W^T W / s^2 + 1 and m = M^-1 W^T (d - b) / s^2.
+  constexpr Eigen::Index kLatent = 3, kPixels = 12, kImages = 40;
+  constexpr double kNoise = 0.4;
+  std::mt19937_64 rng(13);
+  const Mlp<double> linear({kLatent, kPixels}, {Activation::kIdentity});
+  const Eigen::VectorXd theta = standard_normal_vector(linear.parameter_count(), rng);
+  const DenseNetwork decoder = neural::dense_network(linear, theta);
+  const Eigen::Map<const Matrix<double>> w(theta.data(), kPixels, kLatent);
+  const Eigen::VectorXd b = theta.tail(kPixels);
+  const Matrix<double> z_true = normal_matrix<double>(kImages, kLatent, rng);
+  Matrix<double> images = z_true * w.transpose() + kNoise * normal_matrix<double>(kImages, kPixels, rng);
+  images.rowwise() += b.transpose();
+  const Matrix<double> start = Matrix<double>::Zero(kImages, kLatent);
+
+  neural::LatentInferenceOptions options;
+  options.samples = 6;
+  options.iterations = 2;
+  options.threads = 2;
+  options.seed = 3;
+  const neural::LatentPosteriors posterior =
+      neural::infer_latents(decoder, kNoise, images, start, options);
+  EXPECT_EQ(posterior.not_converged(), 0);
+
+  const Eigen::MatrixXd metric =
+      Eigen::MatrixXd(w.transpose() * w) / (kNoise * kNoise) +
+      Eigen::MatrixXd::Identity(kLatent, kLatent);
+  const Eigen::LLT<Eigen::MatrixXd> llt(metric);
+  double whitened = 0;  // sum over data and pairs of r^T M r ~ chi2(data * pairs * D)
+  for (Eigen::Index i = 0; i < kImages; ++i) {
+    const Eigen::VectorXd exact =
+        llt.solve(w.transpose() * (images.row(i).transpose() - b) / (kNoise * kNoise));
+    EXPECT_LT((posterior.mean.row(i).transpose() - exact).norm(), 1e-7 * (1 + exact.norm()))
+        << "image " << i;
+    const Eigen::Map<const Eigen::MatrixXd> c(posterior.covariance.row(i).data(), kLatent,
+                                              kLatent);
+    // Mirrored pairs: C = 2 sum_p r_p r_p^T / (K - 1), so (K - 1) / 2 tr(M C) = sum_p r_p^T M r_p.
+    whitened += (options.samples - 1) / 2.0 * (metric * c).trace();
+  }
+  const double dof = kImages * (options.samples / 2) * kLatent;
+  const boost::math::chi_squared chi2(dof);
+  EXPECT_GT(whitened, boost::math::quantile(chi2, 0.0005));
+  EXPECT_LT(whitened, boost::math::quantile(chi2, 0.9995));
+
+  // The same result on one thread, and bad input refused.
+  options.threads = 1;
+  EXPECT_EQ(neural::infer_latents(decoder, kNoise, images, start, options).mean, posterior.mean);
+  EXPECT_THROW(neural::infer_latents(decoder, kNoise, images.leftCols(5), start, options),
+               InvalidArgument);
+  EXPECT_THROW(neural::infer_latents(decoder, 0.0, images, start, options), InvalidArgument);
+  images(0, 0) = NAN;
+  EXPECT_THROW(neural::infer_latents(decoder, kNoise, images, start, options), InvalidArgument);
+  options.samples = 5;
+  EXPECT_THROW(options.validate(), InvalidArgument);
 }
 
 }  // namespace
