@@ -6,6 +6,9 @@
 #include <pybind11/stl.h>
 #include <tbb/task_arena.h>
 
+#include <signal.h>
+
+#include <atomic>
 #include <csignal>
 #include <functional>
 #include <iostream>
@@ -104,6 +107,32 @@ py::dict report_dict(const GlobalIterationReport& r) {
   d["progress_line"] = r.progress_line();
   return d;
 }
+
+/// Ctrl-C during optimize_kl: a C-level handler only notes it (Python's own handler would raise
+/// KeyboardInterrupt inside whatever Python operator runs at that moment, in the middle of an
+/// iteration); the run stops at the next iteration's end, after its checkpoint.
+std::atomic<bool> interrupt_requested{false};
+extern "C" void note_interrupt(int) { interrupt_requested = true; }
+
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    interrupt_requested = false;
+    struct sigaction action {};
+    action.sa_handler = note_interrupt;
+    sigemptyset(&action.sa_mask);
+    installed_ = sigaction(SIGINT, &action, &previous_) == 0;
+  }
+  ~InterruptGuard() {
+    if (installed_) sigaction(SIGINT, &previous_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction previous_ {};
+  bool installed_ = false;
+};
 
 /// Thrown by optimize_kl's callback when Python must take over (Ctrl-C, or the user's callback
 /// raised): the Python error is restored when control is back in Python.
@@ -302,6 +331,10 @@ void bind_inference(py::module_& m) {
         // handlers run, and the user's callback. Either may stop the run.
         o.callback = [&callback](const GlobalIterationReport& r, const SampleList& samples) {
           py::gil_scoped_acquire gil;
+          if (interrupt_requested) {
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+            throw StopRequested{py::error_already_set()};
+          }
           if (PyErr_CheckSignals() != 0) throw StopRequested{py::error_already_set()};
           if (callback.is_none()) return;
           try {
@@ -313,6 +346,11 @@ void bind_inference(py::module_& m) {
         std::optional<OptimizeKLSummary> summary;
         std::optional<StopRequested> stop;
         {
+          // Only the main thread may take over SIGINT (it is where Python handles signals).
+          std::optional<InterruptGuard> guard;
+          if (PyGILState_Check() && py::module_::import("threading").attr("current_thread")().is(
+                  py::module_::import("threading").attr("main_thread")()))
+            guard.emplace();
           py::gil_scoped_release release;
           tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
           arena.execute([&] {
@@ -324,6 +362,10 @@ void bind_inference(py::module_& m) {
           });
         }
         if (stop) throw std::move(stop->error);
+        if (interrupt_requested.exchange(false)) {  // after the last iteration's callback
+          PyErr_SetNone(PyExc_KeyboardInterrupt);
+          throw py::error_already_set();
+        }
         py::dict out;
         py::list reports;
         for (const auto& r : summary->iterations) reports.append(report_dict(r));
