@@ -19,7 +19,9 @@ std::function<int()> register_prior_command(CLI::App& app);
 std::function<int()> register_mkde_command(CLI::App& app);
 /// Registers `infield data fashion-mnist`.
 std::function<int()> register_data_command(CLI::App& app);
-/// Registers `infield fishernet train | evaluate | encode | sample`.
+/// Registers `infield fishernet train | evaluate | encode | sample | infer | report`.
 std::function<int()> register_fishernet_command(CLI::App& app);
+/// Registers `infield classifier train` and `infield frechet`.
+std::function<int()> register_classifier_command(CLI::App& app);
 
 }  // namespace infield::apps

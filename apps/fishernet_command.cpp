@@ -20,6 +20,7 @@
 #include <random>
 
 #include "commands.h"
+#include "image_input.h"
 #include "infield/error.h"
 #include "infield/models/autoencoder.h"
 #include "infield/models/idx.h"
@@ -514,46 +515,6 @@ int run_sample(const FisherNetCommandOptions& o) {
   return 0;
 }
 
-/// Images for a model of `size` pixels from an IDX file (uint8, scaled by 1/255) or a .npy array
-/// (N x size, or N x side x side, values as stored), the first `first` of them (0: all).
-Matrix<double> read_images_for(const std::string& path, Eigen::Index size, Eigen::Index first,
-                               std::string_view command) {
-  Eigen::Index n = 0, pixels = 0;
-  Eigen::VectorXd values;
-  if (fs::path(path).extension() == ".npy") {
-    NpyArray a = read_npy(path);
-    if (a.shape.size() < 2)
-      throw InvalidArgument(fmt::format("{}: {} holds an array of {} dimensions; images are N x "
-                                        "pixels (or N x rows x columns)",
-                                        command, path, a.shape.size()));
-    n = a.shape[0];
-    pixels = a.values.size() / std::max<Eigen::Index>(n, 1);
-    values = std::move(a.values);
-  } else {
-    const IdxArray raw = read_idx(path);
-    if (raw.shape.size() != 3)
-      throw InvalidArgument(fmt::format("{}: {} is not a file of images (3 dimensions expected)",
-                                        command, path));
-    n = raw.shape[0];
-    pixels = raw.shape[1] * raw.shape[2];
-    values.resize(static_cast<Eigen::Index>(raw.values.size()));
-    for (Eigen::Index i = 0; i < values.size(); ++i)
-      values[i] = static_cast<double>(raw.values[static_cast<std::size_t>(i)]) / 255.0;
-  }
-  if (pixels != size)
-    throw InvalidArgument(fmt::format("{}: the images in {} have {} pixels, the model's data size "
-                                      "is {}",
-                                      command, path, pixels, size));
-  if (n == 0) throw InvalidArgument(fmt::format("{}: {} holds no images", command, path));
-  if (first > n)
-    throw InvalidArgument(fmt::format("{}: --first {} is beyond the {} images in {}", command,
-                                      first, n, path));
-  if (!values.allFinite())
-    throw InvalidArgument(fmt::format("{}: {} holds values that are not finite", command, path));
-  const Eigen::Index rows = first > 0 ? first : n;
-  return Eigen::Map<const Matrix<double>>(values.data(), n, size).topRows(rows);
-}
-
 int run_infer(const FisherNetCommandOptions& o) {
   constexpr std::string_view kCommand = "infield fishernet infer";
   const LoadedRun loaded = load_run(o.run);
@@ -564,7 +525,7 @@ int run_infer(const FisherNetCommandOptions& o) {
         "operator (FisherNet and VAE runs, whose decoders are dense, are supported)",
         kCommand, o.run));
   const Vector<float>& params = loaded.checkpoint.params;
-  const Matrix<double> images = read_images_for(o.images, model.data_size(), o.first, kCommand);
+  const Matrix<double> images = read_image_rows(o.images, model.data_size(), o.first, kCommand);
   const Eigen::Index n = images.rows(), d = model.latent(), k = model.data_size();
   const double noise_std = model.noise_std(params);
   const neural::DenseNetwork decoder = neural::decoder_network(model, params);

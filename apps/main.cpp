@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   auto run_mkde = infield::apps::register_mkde_command(app);
   auto run_data = infield::apps::register_data_command(app);
   auto run_fishernet = infield::apps::register_fishernet_command(app);
+  auto run_classifier = infield::apps::register_classifier_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("mkde")) return run_mkde();
     if (app.got_subcommand("data")) return run_data();
     if (app.got_subcommand("fishernet")) return run_fishernet();
+    if (app.got_subcommand("classifier") || app.got_subcommand("frechet")) return run_classifier();
   } catch (const std::exception& e) {
     if (world.size() == 1) {
       fmt::print(stderr, "infield: error: {}\n", e.what());

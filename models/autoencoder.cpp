@@ -18,6 +18,7 @@
 #include "infield/error.h"
 #include "infield/field.h"
 #include "infield/npy.h"
+#include "random_streams.h"
 
 namespace infield::neural {
 namespace {
@@ -26,18 +27,7 @@ namespace {
 /// depend on how the batch is split over threads.
 constexpr Eigen::Index kNoiseBlockRows = 16;
 
-/// A 64-bit mix (splitmix64's finaliser) for seeding generators from several integers.
-std::uint64_t mix(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
-  std::uint64_t x = a;
-  for (std::uint64_t v : {b, c}) {
-    x ^= v + 0x9e3779b97f4a7c15ULL + (x << 6) + (x >> 2);
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-  }
-  return x;
-}
+using detail::mix;
 
 std::vector<Eigen::Index> encoder_widths(AutoencoderKind kind, Eigen::Index data_size,
                                          Eigen::Index latent,

@@ -7,7 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libfftw3-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   libopenmpi-dev openmpi-bin
-  python3-dev pybind11-dev python3-numpy python3-pytest python3-matplotlib
+  python3-dev pybind11-dev python3-numpy python3-pytest python3-matplotlib python3-scipy
 )
 missing=()
 for p in "${packages[@]}"; do

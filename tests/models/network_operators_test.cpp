@@ -129,6 +129,25 @@ TEST(NetworkOperators, DecoderAndEncoderPassTheJacobianCheck) {
   const Field image = vector_field(run.images.row(7).transpose().cast<double>());
   const CheckReport enc = check_jacobian(*image_to_mean, image, options);
   EXPECT_TRUE(enc.passed) << enc.summary();
+  // The encoder over a batch and as a parametric operator of (image, phi).
+  const OperatorPtr encoder_batch = neural::network_batch_operator(encoder, 3, "EncoderBatch");
+  Eigen::VectorXd images(3 * TrainedRun::kPixels);
+  for (Eigen::Index b = 0; b < 3; ++b)
+    images.segment(b * TrainedRun::kPixels, TrainedRun::kPixels) =
+        run.images.row(b).transpose().cast<double>();
+  const CheckReport enc_batch =
+      check_jacobian(*encoder_batch, Field(encoder_batch->domain(), images), options);
+  EXPECT_TRUE(enc_batch.passed) << enc_batch.summary();
+  const OperatorPtr encoder_parametric =
+      neural::parametric_network_operator(encoder.network, "image", 3);
+  const MultiDomain& emd = encoder_parametric->domain().multi();
+  Eigen::VectorXd ex(encoder_parametric->domain().size());
+  ex.segment(emd.at("image").offset, images.size()) = images;
+  ex.segment(emd.at(neural::kParametersKey).offset, encoder.parameters->size()) = *encoder.parameters;
+  const CheckReport enc_param =
+      check_jacobian(*encoder_parametric, Field(encoder_parametric->domain(), ex), options);
+  EXPECT_TRUE(enc_param.passed) << enc_param.summary();
+
   // The encoder operator is the trained encoder: its value is encode_mean's (float) mean.
   const Eigen::VectorXd mu = image_to_mean->apply(image).values();
   const Matrix<float> mu_f = run.model.encode_mean(run.params, run.images.middleRows(7, 1));
