@@ -88,6 +88,9 @@ def main():
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--classifier", default=None,
+                   help="an existing classifier directory to measure with (default: RUNS/classifier, "
+                        "trained here); distances of several seeds compare only on one classifier")
     args = p.parse_args()
 
     build = pathlib.Path(args.build)
@@ -109,9 +112,12 @@ def main():
         timings_file.write_text(json.dumps(timings, indent=1))
 
     # The feature extractor of the distances.
-    cls = runs / "classifier"
+    cls = pathlib.Path(args.classifier) if args.classifier else runs / "classifier"
     metrics = cls / "metrics.json"
-    if not metrics.exists() or json.loads(metrics.read_text())["epochs"] < args.classifier_epochs:
+    if args.classifier and not metrics.exists():
+        sys.exit(f"reproduce_fishernet: {cls} holds no classifier (no metrics.json)")
+    if not args.classifier and (not metrics.exists() or
+                                json.loads(metrics.read_text())["epochs"] < args.classifier_epochs):
         log(f"classifier: training {args.classifier_epochs} epochs")
         timed("classifier", lambda: run([cli, "classifier", "train", "--data", args.data, "--out", cls,
                                          "--epochs", args.classifier_epochs, "--threads", args.threads,
