@@ -21,6 +21,7 @@
 
 #include "commands.h"
 #include "image_input.h"
+#include "matplotlib_figures.h"
 #include "infield/error.h"
 #include "infield/models/autoencoder.h"
 #include "infield/models/idx.h"
@@ -330,8 +331,11 @@ void write_run_outputs(const fs::path& run, const Autoencoder& model, const Vect
   for (auto& v : z.reshaped()) v = normal(rng);
   write_image_grid_png(run / "samples.png", model.decode(params, z), static_cast<int>(test.rows),
                        static_cast<int>(test.cols));
-  if (d == 2) write_latent_scatter_png(run / "latent_scatter.png", mean, covariance, test.labels);
-  if (!history.empty()) write_mse_png(run / "mse.png", history);
+  // Labelled matplotlib figures where python3 has it; the plain PNGs otherwise.
+  if (history.empty() || !draw_run_figures(run)) {
+    if (d == 2) write_latent_scatter_png(run / "latent_scatter.png", mean, covariance, test.labels);
+    if (!history.empty()) write_mse_png(run / "mse.png", history);
+  }
 }
 
 int run_train(const FisherNetCommandOptions& options) {
@@ -659,7 +663,9 @@ int run_report(const FisherNetCommandOptions& o) {
     by_model[r.model].x.push_back(static_cast<double>(r.latent));
     by_model[r.model].y.push_back(e.test_mse);
   }
-  write_line_plot_png(out / "curves.png", curves);
+  std::vector<fs::path> run_dirs(o.runs.begin(), o.runs.end());
+  const bool matplotlib = draw_report_figures(run_dirs, out, o.at_epoch);
+  if (!matplotlib) write_line_plot_png(out / "curves.png", curves);
   std::vector<Series> versus;
   md += "\nmse_vs_latent.png (test MSE against D):";
   for (auto& [model, s] : by_model) {
@@ -675,7 +681,11 @@ int run_report(const FisherNetCommandOptions& o) {
     versus.push_back(sorted);
   }
   md += "\n";
-  write_line_plot_png(out / "mse_vs_latent.png", versus);
+  if (matplotlib)
+    md += "(curves.png and mse_vs_latent.png are drawn with matplotlib and name the runs and "
+          "models in their legends; .svg beside them)\n";
+  else
+    write_line_plot_png(out / "mse_vs_latent.png", versus);
   std::ofstream(out / "report.md") << md;
   fmt::print("{}", md);
   return 0;

@@ -73,6 +73,22 @@ TEST_F(FisherNetCli, TrainWritesMetricsLatentsAndFigures) {
   const NpyArray labels = read_npy(run_dir / "latent_test_labels.npy");
   EXPECT_EQ(labels.values[13], 3.0);
 
+  // The figures: matplotlib's (labelled, with an .svg beside) where Debian's python3 has it, the
+  // plain PNGs with INFIELD_NO_MATPLOTLIB set or without it.
+  const bool has_matplotlib =
+      testing::run_shell("/usr/bin/python3 -c 'import matplotlib'").status == 0;
+  EXPECT_EQ(fs::exists(run_dir / "mse.svg"), has_matplotlib);
+  EXPECT_EQ(fs::exists(run_dir / "latent_scatter.svg"), has_matplotlib);
+  if (has_matplotlib) {
+    EXPECT_THAT(read_text(run_dir / "mse.png"), HasSubstr("Matplotlib"));
+  }
+  const CliRun plain = testing::run_shell("INFIELD_NO_MATPLOTLIB=1 " + std::string(INFIELD_CLI) +
+                                          " fishernet " + train_args("plain", 1));
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  EXPECT_TRUE(fs::exists(dir_ / "plain" / "mse.png"));
+  EXPECT_FALSE(fs::exists(dir_ / "plain" / "mse.svg"));
+  EXPECT_THAT(read_text(dir_ / "plain" / "mse.png"), ::testing::Not(HasSubstr("Matplotlib")));
+
   // evaluate gives the test MSE of the last epoch.
   const CliRun e = run("evaluate --run " + run_dir.string());
   ASSERT_EQ(e.status, 0) << e.output;
@@ -85,6 +101,7 @@ TEST_F(FisherNetCli, TrainWritesMetricsLatentsAndFigures) {
   EXPECT_THAT(rep.output, HasSubstr("| blue | run | fishernet | 2 | 2 |"));
   EXPECT_TRUE(fs::exists(dir_ / "rep" / "curves.png"));
   EXPECT_TRUE(fs::exists(dir_ / "rep" / "mse_vs_latent.png"));
+  EXPECT_EQ(fs::exists(dir_ / "rep" / "mse_vs_latent.svg"), has_matplotlib);
   EXPECT_NE(run("report --runs " + dir_.string() + " --out " + (dir_ / "rep2").string()).status, 0);
 
   // encode and sample.
