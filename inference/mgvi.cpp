@@ -145,15 +145,19 @@ DrawnSamples draw_geovi_pairs(const StandardHamiltonian& hamiltonian, const Fiel
   return out;
 }
 
+/// M = J^T F J + 1 at the model's linearisation `lin`: the metric MGVI's samples solve with.
+LinearOperatorPtr mgvi_metric(const StandardHamiltonian& hamiltonian, const FlatLinearization& lin) {
+  return sandwich(lin.jacobian, hamiltonian.likelihood()->metric(lin.value)) +
+         identity_operator(hamiltonian.domain());
+}
+
 /// MGVI: M delta = theta by CG for each pair.
 DrawnSamples draw_mgvi_pairs(const StandardHamiltonian& hamiltonian, const Field& position,
                              const SamplingOptions& options, std::uint64_t seed,
                              std::uint64_t stream, int begin, int end) {
   // One linearisation at the expansion point serves every sample and every metric product.
   const FlatLinearization lin = hamiltonian.model()->linearize_flat(position.values());
-  const LinearOperatorPtr metric =
-      sandwich(lin.jacobian, hamiltonian.likelihood()->metric(lin.value)) +
-      identity_operator(hamiltonian.domain());
+  const LinearOperatorPtr metric = mgvi_metric(hamiltonian, lin);
   const std::vector<bool> keep = sampled_entries(position.space(), options.point_estimates);
   const bool restricted = std::find(keep.begin(), keep.end(), false) != keep.end();
   LinearOperatorPtr projection, solve_metric = metric;
@@ -235,9 +239,7 @@ Eigen::VectorXd mgvi_residual(const StandardHamiltonian& hamiltonian, const Fiel
   theta += eta;
   // The metric and the CG start (eta) exactly as draw_samples uses them.
   const FlatLinearization lin = hamiltonian.model()->linearize_flat(position.values());
-  const LinearOperatorPtr metric =
-      sandwich(lin.jacobian, hamiltonian.likelihood()->metric(lin.value)) +
-      identity_operator(hamiltonian.domain());
+  const LinearOperatorPtr metric = mgvi_metric(hamiltonian, lin);
   Eigen::VectorXd delta = eta;
   const ConjugateGradientSummary result = conjugate_gradient(*metric, theta, delta, cg);
   if (summary) *summary = result;
