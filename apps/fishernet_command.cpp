@@ -300,24 +300,50 @@ ImageDataset load_images(const fs::path& data, const std::string& split, Eigen::
   return set;
 }
 
-/// Test latents, labels and covariances, and the figures, from the run's current parameters.
-void write_run_outputs(const fs::path& run, const Autoencoder& model, const Vector<float>& params,
-                       const ImageDataset& test, const std::vector<neural::EpochRecord>& history,
-                       int threads, std::uint64_t seed) {
-  const Eigen::Index d = model.latent(), n = test.images.rows();
-  Matrix<float> mean(n, d), covariance(n, d * d);
-  {
-    constexpr Eigen::Index kChunk = 1000;
-    tbb::task_arena arena(std::max(1, threads));
-    arena.execute([&] {
-      tbb::parallel_for(Eigen::Index{0}, (n + kChunk - 1) / kChunk, [&](Eigen::Index c) {
-        const Eigen::Index start = c * kChunk, rows = std::min(kChunk, n - start);
-        const Matrix<float> x = test.images.middleRows(start, rows);
-        mean.middleRows(start, rows) = model.encode_mean(params, x);
-        covariance.middleRows(start, rows) = model.latent_covariances(params, x);
-      });
+/// The test images' latent means (n x d) and covariances (n x d*d), in chunks dealt over the
+/// ranks of `communicator` and gathered on every rank.
+std::pair<Matrix<float>, Matrix<float>> test_latents(const Autoencoder& model,
+                                                     const Vector<float>& params,
+                                                     const Matrix<float>& images, int threads,
+                                                     const Communicator& communicator) {
+  const Eigen::Index d = model.latent(), n = images.rows();
+  constexpr Eigen::Index kChunk = 500;
+  const auto chunks = static_cast<int>((n + kChunk - 1) / kChunk);
+  const auto [first, end] = communicator.share(chunks);
+  // One vector per image of this rank's chunks: its mean, then its covariance.
+  const Eigen::Index begin_row = std::min(n, first * kChunk), end_row = std::min(n, end * kChunk);
+  std::vector<Eigen::VectorXd> local(static_cast<std::size_t>(end_row - begin_row),
+                                     Eigen::VectorXd(d + d * d));
+  tbb::task_arena arena(std::max(1, threads));
+  arena.execute([&] {
+    tbb::parallel_for(first, end, [&](int c) {
+      const Eigen::Index start = c * kChunk, rows = std::min(kChunk, n - start);
+      const Matrix<float> x = images.middleRows(start, rows);
+      const Matrix<float> mean = model.encode_mean(params, x);
+      const Matrix<float> covariance = model.latent_covariances(params, x);
+      for (Eigen::Index i = 0; i < rows; ++i) {
+        auto& v = local[static_cast<std::size_t>(start + i - begin_row)];
+        v.head(d) = mean.row(i).transpose().cast<double>();
+        v.tail(d * d) = covariance.row(i).transpose().cast<double>();
+      }
     });
+  });
+  const auto all = communicator.all_gather(local, d + d * d);
+  Matrix<float> mean(n, d), covariance(n, d * d);
+  for (Eigen::Index i = 0; i < n; ++i) {  // floats through doubles: exact
+    mean.row(i) = all[static_cast<std::size_t>(i)].head(d).transpose().cast<float>();
+    covariance.row(i) = all[static_cast<std::size_t>(i)].tail(d * d).transpose().cast<float>();
   }
+  return {std::move(mean), std::move(covariance)};
+}
+
+/// Test latents, labels and covariances (from test_latents), and the figures, from the run's
+/// current parameters.
+void write_run_outputs(const fs::path& run, const Autoencoder& model, const Vector<float>& params,
+                       const ImageDataset& test, const Matrix<float>& mean,
+                       const Matrix<float>& covariance,
+                       const std::vector<neural::EpochRecord>& history, std::uint64_t seed) {
+  const Eigen::Index d = model.latent(), n = test.images.rows();
   write_matrix_npy(run / "latent_test_mean.npy", {n, d}, mean);
   write_matrix_npy(run / "latent_test_covariance.npy", {n, d, d}, covariance);
   Eigen::VectorXd labels(n);
@@ -427,9 +453,12 @@ int run_train(const FisherNetCommandOptions& options) {
                  e.what(), checkpoint_path.string());
     return kExitNumericalFailure;
   }
+  // Every rank computes its share of the test latents; rank 0 writes them and the figures.
+  const auto [mean, covariance] = test_latents(ae, state.params, test.images, o.training.threads,
+                                               o.training.communicator);
   if (!root) return 0;
   write_metrics_csv(run / "metrics.csv", state.history);
-  write_run_outputs(run, ae, state.params, test, state.history, o.training.threads,
+  write_run_outputs(run, ae, state.params, test, mean, covariance, state.history,
                     o.training.seed);
   const auto& r = state.history.back();
   fmt::print("{}: test MSE {:.5f} after {} epochs (noise std {:.4f}); figures in {}\n", o.model,

@@ -1,6 +1,7 @@
 #include "infield/inference/communicator.h"
 
 #include <algorithm>
+#include <exception>
 #include <string_view>
 #include <tuple>
 #include <cstdlib>
@@ -78,21 +79,6 @@ void Communicator::sum_in_place(Eigen::VectorXd& values) const {
     values = Eigen::Map<const Eigen::VectorXd>(all.data(), n);
     for (int r = 1; r < size_; ++r)
       values += Eigen::Map<const Eigen::VectorXd>(all.data() + static_cast<std::size_t>(r) * n, n);
-  }
-#else
-  (void)values;
-#endif
-}
-
-void Communicator::sum_in_place(Eigen::Ref<Eigen::VectorXf> values) const {
-#if INFIELD_WITH_MPI
-  if (size_ > 1) {
-    // In pieces (an MPI count is an int).
-    constexpr Eigen::Index kPiece = Eigen::Index{1} << 30;
-    for (Eigen::Index done = 0; done < values.size(); done += kPiece) {
-      const int n = static_cast<int>(std::min(kPiece, values.size() - done));
-      MPI_Allreduce(MPI_IN_PLACE, values.data() + done, n, MPI_FLOAT, MPI_SUM, impl_->comm);
-    }
   }
 #else
   (void)values;
@@ -260,6 +246,190 @@ void Communicator::abort(int code) const {
   if (impl_) MPI_Abort(impl_->comm, code);
 #endif
   std::exit(code);
+}
+
+// ------------------------------------------------------------------------ ShardedReduction
+
+struct ShardedReduction::Impl {
+  /// std::uncaught_exceptions() at construction: a destructor run by an exception on this rank
+  /// alone must not free the windows (a collective the other ranks never join); the program is
+  /// about to end every rank anyway.
+  int uncaught_at_construction = 0;
+#if INFIELD_WITH_MPI
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Comm node = MPI_COMM_NULL;  ///< all ranks, when they share one machine
+  MPI_Win contributions = MPI_WIN_NULL, assembled = MPI_WIN_NULL;
+  float* own_slot = nullptr;
+  std::vector<const float*> slots;  ///< every rank's contribution, in rank order
+  float* shared_full = nullptr;     ///< the assembled vector all ranks map
+  std::vector<int> counts, offsets;  ///< every rank's shard (MPI_Reduce_scatter, MPI_Allgatherv)
+
+  /// The rank-order barrier that orders writes to shared memory before the other ranks' reads.
+  void fence(MPI_Win window) const {
+    MPI_Win_sync(window);
+    MPI_Barrier(node);
+    MPI_Win_sync(window);
+  }
+#endif
+};
+
+ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Index length,
+                                   Transport transport)
+    : impl_(std::make_unique<Impl>()), communicator_(communicator), length_(length) {
+  constexpr std::string_view fn = "ShardedReduction";
+  constexpr Eigen::Index kBlock = 16;  // shards start on 64-byte boundaries
+  check_argument(length >= 0, fn, "length", "must be >= 0");
+  const Eigen::Index blocks = (length + kBlock - 1) / kBlock;
+  check_argument(blocks < (Eigen::Index{1} << 31) &&
+                     (communicator.size() == 1 || length < (Eigen::Index{1} << 31)),
+                 fn, "length", "is too large for one MPI message (2^31 values)");
+  const auto [first, end] = communicator.share(static_cast<int>(blocks));
+  shard_begin_ = std::min(first * kBlock, length);
+  shard_end_ = std::min(end * kBlock, length);
+  impl_->uncaught_at_construction = std::uncaught_exceptions();
+  (void)transport;
+#if INFIELD_WITH_MPI
+  if (communicator.size() == 1) return;
+  Impl& m = *impl_;
+  m.comm = communicator.impl_->comm;
+  const int size = communicator.size(), rank = communicator.rank();
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(m.comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  int node_size = 0;
+  MPI_Comm_size(node, &node_size);
+  if (node_size == size && transport == Transport::kAutomatic) {  // one machine (the same on every rank): through shared memory
+    m.node = node;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each slot in its rank's memory
+    MPI_Win_allocate_shared(static_cast<MPI_Aint>(length * sizeof(float)), sizeof(float), info,
+                            node, &m.own_slot, &m.contributions);
+    float* unused = nullptr;
+    MPI_Win_allocate_shared(rank == 0 ? static_cast<MPI_Aint>(length * sizeof(float)) : 0,
+                            sizeof(float), info, node, &unused, &m.assembled);
+    MPI_Info_free(&info);
+    for (int r = 0; r < size; ++r) {
+      MPI_Aint bytes = 0;
+      int unit = 0;
+      float* slot = nullptr;
+      MPI_Win_shared_query(m.contributions, r, &bytes, &unit, &slot);
+      m.slots.push_back(slot);
+    }
+    MPI_Aint bytes = 0;
+    int unit = 0;
+    MPI_Win_shared_query(m.assembled, 0, &bytes, &unit, &m.shared_full);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, m.contributions);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, m.assembled);
+  } else {  // several machines: MPI's own collectives
+    MPI_Comm_free(&node);
+    m.counts.resize(size);
+    m.offsets.resize(size);
+    const long long mine[2] = {shard_begin_, shard_end_ - shard_begin_};
+    std::vector<long long> all(2 * static_cast<std::size_t>(size));
+    MPI_Allgather(mine, 2, MPI_LONG_LONG, all.data(), 2, MPI_LONG_LONG, m.comm);
+    for (int r = 0; r < size; ++r) {
+      m.offsets[r] = static_cast<int>(all[2 * r]);
+      m.counts[r] = static_cast<int>(all[2 * r + 1]);
+    }
+  }
+#endif
+}
+
+ShardedReduction::~ShardedReduction() {
+#if INFIELD_WITH_MPI
+  if (!impl_ || impl_->comm == MPI_COMM_NULL) return;
+  if (std::uncaught_exceptions() > impl_->uncaught_at_construction) return;  // see Impl
+  if (impl_->node != MPI_COMM_NULL) {
+    MPI_Win_unlock_all(impl_->contributions);
+    MPI_Win_unlock_all(impl_->assembled);
+    MPI_Win_free(&impl_->contributions);
+    MPI_Win_free(&impl_->assembled);
+    MPI_Comm_free(&impl_->node);
+  }
+#endif
+}
+
+bool ShardedReduction::shared_memory() const {
+#if INFIELD_WITH_MPI
+  return impl_->node != MPI_COMM_NULL;
+#else
+  return false;
+#endif
+}
+
+float* ShardedReduction::contribution_buffer() {
+#if INFIELD_WITH_MPI
+  return impl_->own_slot;
+#else
+  return nullptr;
+#endif
+}
+
+void ShardedReduction::reduce_scatter(const float* contribution, float* shard_sum) {
+  const Eigen::Index n = shard_size();
+  Eigen::Map<Eigen::VectorXf> sum(shard_sum, n);
+#if INFIELD_WITH_MPI
+  const Impl& m = *impl_;
+  if (m.node != MPI_COMM_NULL) {
+    if (contribution != m.own_slot) std::copy_n(contribution, length_, m.own_slot);
+    m.fence(m.contributions);
+    sum = Eigen::Map<const Eigen::VectorXf>(m.slots[0] + shard_begin_, n);
+    for (std::size_t r = 1; r < m.slots.size(); ++r)
+      sum += Eigen::Map<const Eigen::VectorXf>(m.slots[r] + shard_begin_, n);
+    // No rank may overwrite its slot (the next call) before every owner has read its shard.
+    MPI_Barrier(m.node);
+    return;
+  }
+  if (m.comm != MPI_COMM_NULL) {
+    MPI_Reduce_scatter(contribution, shard_sum, m.counts.data(), MPI_FLOAT, MPI_SUM, m.comm);
+    return;
+  }
+#endif
+  sum = Eigen::Map<const Eigen::VectorXf>(contribution + shard_begin_, n);
+}
+
+void ShardedReduction::reduce_scatter(const float* contribution, const ShardConsumer& consume) {
+#if INFIELD_WITH_MPI
+  const Impl& m = *impl_;
+  if (m.node != MPI_COMM_NULL) {
+    if (contribution != m.own_slot) std::copy_n(contribution, length_, m.own_slot);
+    m.fence(m.contributions);
+    constexpr Eigen::Index kPiece = 8192;  // 32 KiB: the sum and its consumer's arrays in L2
+    float sum[kPiece];
+    for (Eigen::Index start = shard_begin_; start < shard_end_; start += kPiece) {
+      const Eigen::Index n = std::min(kPiece, shard_end_ - start);
+      Eigen::Map<Eigen::VectorXf> piece(sum, n);
+      piece = Eigen::Map<const Eigen::VectorXf>(m.slots[0] + start, n);
+      for (std::size_t r = 1; r < m.slots.size(); ++r)
+        piece += Eigen::Map<const Eigen::VectorXf>(m.slots[r] + start, n);
+      consume(start, sum, n);
+    }
+    MPI_Barrier(m.node);  // as in the other reduce_scatter
+    return;
+  }
+#endif
+  std::vector<float> shard(static_cast<std::size_t>(shard_size()));
+  reduce_scatter(contribution, shard.data());
+  if (!shard.empty()) consume(shard_begin_, shard.data(), shard_size());
+}
+
+void ShardedReduction::all_gather(float* full) {
+#if INFIELD_WITH_MPI
+  const Impl& m = *impl_;
+  if (m.node != MPI_COMM_NULL) {
+    std::copy_n(full + shard_begin_, shard_size(), m.shared_full + shard_begin_);
+    m.fence(m.assembled);
+    std::copy_n(m.shared_full, shard_begin_, full);
+    std::copy_n(m.shared_full + shard_end_, length_ - shard_end_, full + shard_end_);
+    MPI_Barrier(m.node);  // every rank has read the vector before the next call writes to it
+    return;
+  }
+  if (m.comm != MPI_COMM_NULL)
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, m.counts.data(), m.offsets.data(),
+                   MPI_FLOAT, m.comm);
+#else
+  (void)full;
+#endif
 }
 
 MpiSession::MpiSession(int* argc, char*** argv) {

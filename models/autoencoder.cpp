@@ -536,6 +536,10 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
   Vector<float> gradient(p);
   const Communicator& communicator = options.communicator;
   const bool distributed = communicator.size() > 1;
+  // Over ranks, the network's gradient is reduce-scattered and each rank runs Adam on its shard
+  // of the parameters only, then the parameters are all-gathered (ZeRO stage 1): every rank
+  // would otherwise repeat the whole update. The noise parameter's gradient travels with the loss.
+  ShardedReduction exchange(communicator, p - 1);
 
   for (int epoch = state.epochs_done + 1; epoch <= options.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -570,9 +574,16 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       network_adam.begin_step();
       Eigen::Index fused_entries = 0;
       GradientBlockReady<float> adam_on_block;
+      // Over ranks, each block goes where the other ranks read it, while it is in cache.
+      float* const contribution = exchange.contribution_buffer();
       if (chunks == 1 && !distributed)
         adam_on_block = [&](Eigen::Index offset, const float* g, Eigen::Index size) {
           network_adam.update_block(params.data() + offset, g, offset, size, scale);
+          fused_entries += size;
+        };
+      else if (chunks == 1 && contribution != nullptr)
+        adam_on_block = [&](Eigen::Index offset, const float* g, Eigen::Index size) {
+          std::copy_n(g, size, contribution + offset);
           fused_entries += size;
         };
       arena.execute([&] {
@@ -604,7 +615,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
             parts[0] = model.loss(params, Matrix<float>(xs),
                                   fisher ? Matrix<float>(n.middleRows(row_begin, local_rows))
                                          : Matrix<float>(),
-                                  Matrix<float>(etas), n_train);
+                                  Matrix<float>(etas), n_train, adam_on_block);
             return;
           }
           // A one-thread arena per chunk: the work inside a chunk stays on its thread.
@@ -635,12 +646,27 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
         });
         g = &gradient;
       }
-      if (distributed) {  // the batch's loss and gradient over all ranks, in place
-        Vector<float>& sum = used == 1 ? parts[0].gradient : gradient;
-        if (used == 0) sum.setZero();
-        communicator.sum_in_place(sum);
-        g = &sum;
-        value = communicator.sum(value);
+      if (distributed) {  // the batch's loss, noise gradient and network gradient shard summed
+        Vector<float>& local = used == 1 ? parts[0].gradient : gradient;
+        if (used == 0) local.setZero();
+        // The blocks already in the exchange's buffer if they covered the network's gradient.
+        const bool in_place = fused_entries == p - 1;
+        Eigen::VectorXd scalars(2);
+        scalars << value, static_cast<double>(local[p - 1]);
+        communicator.sum_in_place(scalars);
+        value = scalars[0];
+        local[p - 1] = static_cast<float>(scalars[1]);
+        g = &local;
+        // Adam on this rank's shard, piece by piece as the sum over ranks comes out, unless
+        // the step diverged (every rank sees the same value and stops alike).
+        if (std::isfinite(value))
+          arena.execute([&] {
+            exchange.reduce_scatter(
+                in_place ? contribution : local.data(),
+                [&](Eigen::Index offset, const float* sum, Eigen::Index size) {
+                  network_adam.update_block(params.data() + offset, sum, offset, size, scale);
+                });
+          });
       }
       // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
       // checking the loss catches divergence within one step without a pass over the gradient.
@@ -648,7 +674,9 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
         throw std::runtime_error("training diverged: the loss or its gradient is not finite at "
                                  "epoch " + std::to_string(epoch) + ", step " +
                                  std::to_string(step) + " (try a smaller learning rate)");
-      if (fused_entries == 0) {  // batch chunks, or a model that reports no blocks (the CVAE)
+      if (distributed) {
+        exchange.all_gather(params.data());
+      } else if (fused_entries == 0) {  // batch chunks, or a model that reports no blocks (CVAE)
         arena.execute([&] {
           network_adam.update_block(params.data(), g->data(), 0, p - 1, scale);
         });
@@ -682,6 +710,10 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
     state.options.epochs = options.epochs;
     state.network_m = network_adam.first_moment();
     state.network_v = network_adam.second_moment();
+    // Each rank's moments are current on its shard only: assembled for the checkpoint (a resumed
+    // run restores them whole on every rank).
+    exchange.all_gather(state.network_m.data());
+    exchange.all_gather(state.network_v.data());
     state.noise_m = noise_adam.first_moment();
     state.noise_v = noise_adam.second_moment();
     if (callbacks.on_epoch) callbacks.on_epoch(state);

@@ -209,7 +209,32 @@ TEST_F(DistributedCli, FisherNetTrainingOverRanksFollowsOneProcesssTrajectory) {
     EXPECT_EQ(two.output.find("test MSE"), two.output.rfind("test MSE")) << two.output;
     const auto config = nlohmann::json::parse(std::ifstream(dir_ / (model + "-two") / "config.json"));
     EXPECT_EQ(config["ranks"], 2);
+    // The test latents, computed in shares over the ranks and gathered on the root, are the
+    // trained model's: one process encoding the test images with the run's checkpoint.
+    const fs::path run = dir_ / (model + "-two");
+    const CliRun encode = run_shell(command(
+        1, "fishernet encode --run " + run.string() + " --images " +
+               (dir_ / "images" / "t10k-images-idx3-ubyte").string() + " --out " +
+               (run / "encoded.npy").string() + " --covariance " + (run / "encoded_cov.npy").string()));
+    ASSERT_EQ(encode.status, 0) << encode.output;
+    for (const auto& [gathered, encoded] : {std::pair{"latent_test_mean.npy", "encoded.npy"},
+                                            std::pair{"latent_test_covariance.npy", "encoded_cov.npy"}}) {
+      const NpyArray g = read_npy(run / gathered), e = read_npy(run / encoded);
+      ASSERT_EQ(g.values.size(), e.values.size()) << gathered;
+      EXPECT_LE((g.values - e.values).cwiseAbs().maxCoeff(), 1e-5 * e.values.cwiseAbs().maxCoeff())
+          << gathered;
+    }
   }
+  // Three ranks (uneven shares of the batch and of the parameters) follow the same trajectory.
+  const CliRun three = run_shell(command(3, train("fishernet", "fishernet-three", 2)));
+  ASSERT_EQ(three.status, 0) << three.output;
+  const auto a = read_metrics(dir_ / "fishernet-one" / "metrics.csv");
+  const auto c = read_metrics(dir_ / "fishernet-three" / "metrics.csv");
+  ASSERT_EQ(c.size(), 2u);
+  for (int e = 0; e < 2; ++e)
+    for (int column : {1, 2, 3})
+      EXPECT_NEAR(c[e][column], a[e][column], 1e-4 * std::abs(a[e][column]))
+          << "three ranks, epoch " << e + 1 << " column " << column;
   // Resumed under mpirun: one epoch, then the second, ends where the two-epoch run did.
   ASSERT_EQ(run_shell(command(2, train("fishernet", "resumed", 1))).status, 0);
   const CliRun resumed = run_shell(command(2, train("fishernet", "resumed", 2) + " --resume"));

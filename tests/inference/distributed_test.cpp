@@ -59,6 +59,68 @@ TEST(Communicator, CollectivesAddInRankOrderAndDealContiguousShares) {
   EXPECT_THROW(world().all_gather({Eigen::VectorXd(3)}, 2), InvalidArgument);
 }
 
+// The training exchange: shards cover the vector contiguously, reduce_scatter sums in rank order,
+// all_gather assembles every owner's shard; several rounds in a row (the shared-memory path must
+// order each round's writes after the previous round's reads), lengths shorter than one block per
+// rank (empty shards) and not a multiple of the block.
+class ShardedReductionTest : public ::testing::TestWithParam<ShardedReduction::Transport> {};
+
+TEST_P(ShardedReductionTest, SumsShardsAndAssemblesTheVectorOnEveryRank) {
+  const int n = world().size(), r = world().rank();
+  for (const Eigen::Index length : {Eigen::Index{0}, Eigen::Index{5}, Eigen::Index{37},
+                                    Eigen::Index{1000}, Eigen::Index{100003}}) {
+    ShardedReduction exchange(world(), length, GetParam());
+    ASSERT_LE(exchange.shard_begin(), exchange.shard_end());
+    EXPECT_EQ(world().sum(static_cast<std::int64_t>(exchange.shard_size())), length);
+    // Shards are contiguous and in rank order: the sum of the begins of later ranks' shards.
+    Eigen::VectorXd begins = Eigen::VectorXd::Zero(n), ends = Eigen::VectorXd::Zero(n);
+    begins[r] = static_cast<double>(exchange.shard_begin());
+    ends[r] = static_cast<double>(exchange.shard_end());
+    world().sum_in_place(begins);
+    world().sum_in_place(ends);
+    EXPECT_EQ(begins[0], 0.0);
+    EXPECT_EQ(ends[n - 1], static_cast<double>(length));
+    for (int q = 1; q < n; ++q) EXPECT_EQ(begins[q], ends[q - 1]);
+    for (int round = 0; round < 4; ++round) {
+      // Entry i of rank q's vector: (q + 1) * (i % 97) + round / 4 (exact in float): the sum over
+      // ranks is n (n + 1) / 2 * (i % 97) + n * round / 4 in any order.
+      Eigen::VectorXf mine(length);
+      for (Eigen::Index i = 0; i < length; ++i)
+        mine[i] = static_cast<float>((r + 1) * (i % 97)) + 0.25F * static_cast<float>(round);
+      Eigen::VectorXf shard(exchange.shard_size());
+      exchange.reduce_scatter(mine.data(), shard.data());
+      for (Eigen::Index i = 0; i < shard.size(); ++i) {
+        const Eigen::Index at = exchange.shard_begin() + i;
+        ASSERT_EQ(shard[i], static_cast<float>(n * (n + 1) / 2 * (at % 97)) +
+                                0.25F * static_cast<float>(n * round))
+            << "length " << length << ", round " << round << ", entry " << at;
+      }
+      // Each owner writes rank + round into its shard; garbage elsewhere is overwritten.
+      Eigen::VectorXf full = Eigen::VectorXf::Constant(length, -1.0F);
+      full.segment(exchange.shard_begin(), exchange.shard_size()).setConstant(
+          static_cast<float>(r + 10 * round));
+      exchange.all_gather(full.data());
+      for (Eigen::Index i = 0; i < length; ++i) {
+        int owner = 0;
+        while (owner < n - 1 && i >= static_cast<Eigen::Index>(begins[owner + 1])) ++owner;
+        ASSERT_EQ(full[i], static_cast<float>(owner + 10 * round))
+            << "length " << length << ", round " << round << ", entry " << i;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ShardedReductionTest,
+                         ::testing::Values(ShardedReduction::Transport::kAutomatic,
+                                           ShardedReduction::Transport::kMessages));
+
+TEST(ShardedReduction, SharedMemoryOnOneMachine) {
+  ShardedReduction exchange(world(), 10);
+  EXPECT_EQ(exchange.shared_memory(), world().size() > 1);
+  EXPECT_FALSE(ShardedReduction(world(), 10, ShardedReduction::Transport::kMessages)
+                   .shared_memory());
+}
+
 OptimizeKLOptions linear_options(const Communicator& communicator, int pairs) {
   OptimizeKLOptions options;
   options.global_iterations = 2;
