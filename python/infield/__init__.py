@@ -23,6 +23,7 @@ from . import _core
 from ._core import (  # noqa: F401  (the public API)
     CallbackError,
     CheckReport,
+    Communicator,
     CorrelatedFieldMaker,
     Domain,
     LinearOperator,
@@ -125,6 +126,7 @@ def optimize_kl(
     run_id: str = "",
     progress: bool = False,
     dense_entropy_limit: int = 2048,
+    communicator: Optional["Communicator"] = None,
 ) -> KLResult:
     """MGVI (or geoVI with ``method="geovi"``) on a Hamiltonian: the C++ optimize_kl.
 
@@ -139,7 +141,9 @@ def optimize_kl(
     every global iteration; ``resume=True`` continues from it. ``callback(report, samples)`` runs
     after each global iteration; an exception in it stops the run and propagates. The GIL is
     released while the C++ core works; Ctrl-C stops the run between global iterations (raising
-    KeyboardInterrupt) with the last checkpoint intact.
+    KeyboardInterrupt) with the last checkpoint intact. ``communicator=Communicator.world()``
+    deals the sample pairs to the ranks of ``mpirun -np K python3 script.py`` (every rank returns
+    the same result, bit for bit the one-process result; only the root writes the checkpoint).
     """
     out = _core._optimize_kl(
         hamiltonian,
@@ -168,6 +172,7 @@ def optimize_kl(
         run_id,
         bool(progress),
         int(dense_entropy_limit),
+        communicator,
     )
     return KLResult(**out)
 
@@ -181,7 +186,7 @@ class Mkde:
 
     def __init__(self, cells=64, *, padding=None, margin=0.1, log_density_std=2.0,
                  global_iterations=5, sample_pairs=5, newton_steps=10, seed=42, threads=None,
-                 progress=False):
+                 progress=False, communicator=None):
         self.cells = cells
         self.padding = padding
         self.margin = margin
@@ -192,6 +197,7 @@ class Mkde:
         self.seed = seed
         self.threads = threads
         self.progress = progress
+        self.communicator = communicator  # infield.Communicator: MGVI samples over MPI ranks
         self._fitted = None
 
     def fit(self, points) -> "Mkde":
@@ -204,7 +210,7 @@ class Mkde:
         self._fitted = _core._Mkde.fit(
             points, cells, self.padding, self.margin, self.log_density_std,
             self.global_iterations, self.sample_pairs, self.newton_steps, self.seed,
-            0 if self.threads is None else self.threads, self.progress)
+            0 if self.threads is None else self.threads, self.progress, self.communicator)
         return self
 
     def _model(self):
@@ -252,12 +258,14 @@ def _images(source, split):
 
 def train_autoencoder(train, test=None, *, model="fishernet", latent=5, hidden=(448, 448, 448),
                       epochs=1, batch=64, learning_rate=1e-4, noise_learning_rate=0.0, seed=0,
-                      threads=1, on_epoch=None) -> Autoencoder:
+                      threads=1, on_epoch=None, communicator=None) -> Autoencoder:
     """Trains FisherNet ("fishernet"), the VAE ("vae") or the CVAE ("cvae") with the paper's
     defaults (Appendix A). ``train``/``test``: N x pixels arrays in [0, 1], or an IDX folder (its
     'train' and 't10k' splits). ``on_epoch(record)`` gets each epoch's metrics as a dict. Returns
     the trained model: ``.history`` (list of dicts), ``.encode(images)`` -> (means, covariances),
-    ``.decode(z)``, ``.test_mse(images)``, ``.noise_std``, ``.save(path)``."""
+    ``.decode(z)``, ``.test_mse(images)``, ``.noise_std``, ``.save(path)``.
+    ``communicator=Communicator.world()`` shares every batch over the MPI ranks (gradients summed
+    before Adam, the one-process trajectory to float rounding); every rank returns the model."""
     train_images = _images(train, "train")
     if test is None:
         test_images = _images(train, "t10k") if isinstance(train, (str, os.PathLike)) else train_images
@@ -265,7 +273,8 @@ def train_autoencoder(train, test=None, *, model="fishernet", latent=5, hidden=(
         test_images = _images(test, "t10k")
     return _core._train_autoencoder(model, int(latent), train_images, test_images, list(hidden),
                                     int(epochs), int(batch), float(learning_rate),
-                                    float(noise_learning_rate), int(seed), int(threads), on_epoch)
+                                    float(noise_learning_rate), int(seed), int(threads), on_epoch,
+                                    communicator)
 
 
 def __getattr__(name):

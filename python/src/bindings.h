@@ -7,6 +7,7 @@
 #include <string>
 
 #include "conversions.h"
+#include "infield/inference/communicator.h"
 
 namespace infield::python {
 
@@ -25,7 +26,12 @@ inline const OperatorPtr& op_of(py::handle h, const char* what) {
   return h.cast<const PyOperator&>().op;
 }
 
+/// The Communicator argument of a call (None: this process alone); TypeError or ValueError (used
+/// from a thread other than the one that started MPI) otherwise.
+Communicator checked_communicator(py::handle communicator, const char* what);
+
 void bind_core(py::module_& m);
+void bind_distributed(py::module_& m);
 void bind_inference(py::module_& m);
 void bind_models(py::module_& m);
 

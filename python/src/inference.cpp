@@ -300,7 +300,7 @@ void bind_inference(py::module_& m) {
          int newton_steps, double newton_delta_energy, int newton_convergence_level,
          double newton_gradient_tolerance, double newton_cg_tolerance, int newton_cg_max,
          double newton_cg_reduction, std::vector<std::string> point_estimates, std::string run_id,
-         bool progress, long dense_entropy_limit) {
+         bool progress, long dense_entropy_limit, py::object communicator) {
         if (method != "mgvi" && method != "geovi")
           throw py::value_error("optimize_kl: method must be 'mgvi' or 'geovi', got '" + method + "'");
         Field start = initial.is_none() ? Field::zeros(h.h->domain())
@@ -326,7 +326,8 @@ void bind_inference(py::module_& m) {
         o.resume = resume;
         o.run_id = std::move(run_id);
         o.dense_entropy_limit = dense_entropy_limit;
-        if (progress) o.progress = &std::cerr;
+        o.communicator = checked_communicator(communicator, "optimize_kl");
+        if (progress && o.communicator.is_root()) o.progress = &std::cerr;
         // Between global iterations (the checkpoint is written by then): Python's signal
         // handlers run, and the user's callback. Either may stop the run.
         o.callback = [&callback](const GlobalIterationReport& r, const SampleList& samples) {
@@ -383,7 +384,8 @@ void bind_inference(py::module_& m) {
       py::arg("newton_delta_energy"), py::arg("newton_convergence_level"),
       py::arg("newton_gradient_tolerance"), py::arg("newton_cg_tolerance"),
       py::arg("newton_cg_max"), py::arg("newton_cg_reduction"), py::arg("point_estimates"),
-      py::arg("run_id"), py::arg("progress"), py::arg("dense_entropy_limit"));
+      py::arg("run_id"), py::arg("progress"), py::arg("dense_entropy_limit"),
+      py::arg("communicator"));
 }
 
 }  // namespace infield::python

@@ -171,8 +171,9 @@ void bind_models(py::module_& m) {
                   [](Eigen::MatrixXd points, std::vector<Eigen::Index> cells,
                      std::optional<double> padding, double margin, double log_density_std,
                      int global_iterations, int sample_pairs, int newton_steps, std::uint64_t seed,
-                     int threads, bool progress) {
+                     int threads, bool progress, py::object communicator) {
                     MkdeOptions o;
+                    o.communicator = checked_communicator(communicator, "Mkde.fit");
                     o.cells = std::move(cells);
                     o.padding = padding;
                     o.margin = margin;
@@ -181,7 +182,7 @@ void bind_models(py::module_& m) {
                     o.sample_pairs = sample_pairs;
                     o.newton_steps = newton_steps;
                     o.seed = seed;
-                    if (progress) o.progress = &std::cerr;
+                    if (progress && o.communicator.is_root()) o.progress = &std::cerr;
                     py::gil_scoped_release release;
                     tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
                     return arena.execute([&] { return Mkde::fit(points, o); });
@@ -251,7 +252,8 @@ void bind_models(py::module_& m) {
   m.def("_train_autoencoder",
         [](const std::string& model, Eigen::Index latent, py::handle train, py::handle test,
            std::vector<Eigen::Index> hidden, int epochs, Eigen::Index batch, double learning_rate,
-           double noise_learning_rate, std::uint64_t seed, int threads, py::object on_epoch) {
+           double noise_learning_rate, std::uint64_t seed, int threads, py::object on_epoch,
+           py::object communicator) {
           const FloatMatrix x = images_of(train, 0, "train");
           const FloatMatrix t = images_of(test, x.cols(), "test");
           PyAutoencoder a;
@@ -264,6 +266,7 @@ void bind_models(py::module_& m) {
           o.noise_learning_rate = noise_learning_rate;
           o.seed = seed;
           o.threads = threads;
+          o.communicator = checked_communicator(communicator, "train_autoencoder");
           neural::TrainingCallbacks callbacks;
           std::optional<py::error_already_set> stop;
           callbacks.on_epoch = [&](const neural::TrainingCheckpoint& c) {
@@ -292,7 +295,8 @@ void bind_models(py::module_& m) {
         },
         py::arg("model"), py::arg("latent"), py::arg("train"), py::arg("test"), py::arg("hidden"),
         py::arg("epochs"), py::arg("batch"), py::arg("learning_rate"),
-        py::arg("noise_learning_rate"), py::arg("seed"), py::arg("threads"), py::arg("on_epoch"));
+        py::arg("noise_learning_rate"), py::arg("seed"), py::arg("threads"), py::arg("on_epoch"),
+        py::arg("communicator"));
 
   m.def("read_image_dataset",
         [](const std::filesystem::path& dir, const std::string& split) {

@@ -181,3 +181,24 @@ def test_hamiltonian_gradient_and_metric(rng):
     metric = ham.metric(xi)
     assert inf.check_linear_operator(metric).passed
     assert metric.times(v) @ v > v @ v  # M = J^T F J + 1 > 1
+
+
+def test_communicators_without_an_mpi_launcher_are_this_process_alone():
+    alone, world = inf.Communicator(), inf.Communicator.world()
+    for c in (alone, world):  # pytest is not started by mpirun: world() is one process
+        assert (c.rank, c.size, c.is_root) == (0, 1, True)
+        assert c.sum(2.5) == 2.5 and c.share(7) == (0, 7)
+        c.barrier()
+    assert repr(world) == "Communicator(rank=0, size=1)"
+    rng = np.random.default_rng(2)
+    x = inf.regular_grid([20])
+    R = inf.matrix_operator(x, x, np.eye(20) + 0.1 * rng.standard_normal((20, 20)))
+    ham = inf.standard_hamiltonian(inf.gaussian_likelihood(rng.standard_normal(20), noise_std=0.5), R)
+    runs = [inf.optimize_kl(ham, global_iterations=2, sample_pairs=3, seed=1, communicator=c)
+            for c in (None, alone, world)]
+    for r in runs[1:]:
+        assert np.array_equal(r.samples.mean, runs[0].samples.mean)
+    with pytest.raises(TypeError, match="communicator must be an infield.Communicator"):
+        inf.optimize_kl(ham, global_iterations=1, communicator="world")
+    with pytest.raises(TypeError, match="communicator"):
+        inf.Mkde(cells=16, communicator=3).fit(rng.standard_normal((50, 1)))
