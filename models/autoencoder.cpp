@@ -18,6 +18,7 @@
 #include "infield/error.h"
 #include "infield/field.h"
 #include "infield/npy.h"
+#include "checkpoint_reader.h"
 #include "random_streams.h"
 
 namespace infield::neural {
@@ -70,10 +71,6 @@ void for_each_part(Eigen::Index rows, Eigen::Index granularity, int parts, F&& f
     const auto [begin, end] = range(p);
     f(p, begin, end);
   }, tbb::simple_partitioner());
-}
-
-[[noreturn]] void checkpoint_error(const std::filesystem::path& path, const std::string& why) {
-  throw FileError("load_checkpoint: " + path.string() + ": " + why);
 }
 
 constexpr double kCheckpointTag = 46110.0;  // "FisherNet checkpoint" tag in the first entry
@@ -373,73 +370,55 @@ void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint
 }
 
 TrainingCheckpoint load_checkpoint(const std::filesystem::path& path) {
-  const NpyArray a = read_npy(path);
-  if (a.shape.size() != 1) checkpoint_error(path, "is not a checkpoint (not a vector)");
-  const Eigen::VectorXd& v = a.values;
-  Eigen::Index at = 0;
-  auto next = [&](const char* what) {
-    if (at >= v.size()) checkpoint_error(path, std::string("is truncated (at ") + what + ")");
-    const double x = v[at++];
-    if (!std::isfinite(x)) checkpoint_error(path, std::string("has a non-finite ") + what);
-    return x;
-  };
-  auto count = [&](const char* what, double max) {
-    const double x = next(what);
-    if (!(x >= 0 && x <= max && x == std::floor(x)))
-      checkpoint_error(path, std::string("has an invalid ") + what);
-    return static_cast<Eigen::Index>(x);
-  };
-  if (v.size() < 2 || v[0] != kCheckpointTag)
-    checkpoint_error(path, "is not an infield FisherNet/VAE checkpoint");
-  at = 1;
-  if (next("version") != kCheckpointVersion)
-    checkpoint_error(path, "has format version " + std::to_string(v[1]) + ", this build reads " +
-                               std::to_string(kCheckpointVersion));
+  detail::CheckpointReader in(path, "load_checkpoint: " + path.string() + ":");
+  if (in.remaining() < 2 || in.next("tag") != kCheckpointTag)
+    in.fail("is not an infield FisherNet/VAE checkpoint");
+  const double version = in.next("version");
+  if (version != kCheckpointVersion)
+    in.fail("has format version " + std::to_string(version) + ", this build reads " +
+            std::to_string(kCheckpointVersion));
   TrainingCheckpoint c;
-  c.kind = static_cast<AutoencoderKind>(count("model kind", 2));
-  c.data_size = count("data size", 1e8);
-  c.latent = count("latent size", 1e6);
-  const Eigen::Index layers = count("hidden layer count", 100);
-  for (Eigen::Index l = 0; l < layers; ++l) c.hidden.push_back(count("hidden width", 1e6));
-  const auto seed_high = static_cast<std::uint64_t>(count("seed", 4294967295.0));
-  const auto seed_low = static_cast<std::uint64_t>(count("seed", 4294967295.0));
+  c.kind = static_cast<AutoencoderKind>(in.count("model kind", 2));
+  c.data_size = in.count("data size", 1e8);
+  c.latent = in.count("latent size", 1e6);
+  const Eigen::Index layers = in.count("hidden layer count", 100);
+  for (Eigen::Index l = 0; l < layers; ++l) c.hidden.push_back(in.count("hidden width", 1e6));
+  const auto seed_high = static_cast<std::uint64_t>(in.count("seed", 4294967295.0));
+  const auto seed_low = static_cast<std::uint64_t>(in.count("seed", 4294967295.0));
   c.options.seed = (seed_high << 32) | seed_low;
-  c.options.batch = count("batch size", 1e9);
-  c.options.learning_rate = next("learning rate");
-  c.options.noise_learning_rate = next("noise learning rate");
-  c.options.threads = static_cast<int>(count("thread count", 1e6));
-  c.options.epochs = static_cast<int>(count("epoch count", 1e9));
-  c.train_size = count("training set size", 1e12);
-  c.epochs_done = static_cast<int>(count("epochs done", 1e9));
-  c.steps = count("step count", 1e15);
-  const Eigen::Index p = count("parameter count", 1e10);
-  if (p < 2) checkpoint_error(path, "has too few parameters");
-  for (auto [a_ptr, n] : {std::pair{&c.params, p}, std::pair{&c.network_m, p - 1},
-                          std::pair{&c.network_v, p - 1}, std::pair{&c.noise_m, Eigen::Index{1}},
-                          std::pair{&c.noise_v, Eigen::Index{1}}}) {
-    if (v.size() - at < n) checkpoint_error(path, "is truncated (in the parameters)");
-    *a_ptr = v.segment(at, n).cast<float>();
-    if (!a_ptr->allFinite()) checkpoint_error(path, "has non-finite parameters or moments");
-    at += n;
-  }
-  const Eigen::Index records = count("history length", 1e9);
+  c.options.batch = in.count("batch size", 1e9);
+  c.options.learning_rate = in.next("learning rate");
+  c.options.noise_learning_rate = in.next("noise learning rate");
+  c.options.threads = static_cast<int>(in.count("thread count", 1e6));
+  c.options.epochs = static_cast<int>(in.count("epoch count", 1e9));
+  c.train_size = in.count("training set size", 1e12);
+  c.epochs_done = static_cast<int>(in.count("epochs done", 1e9));
+  c.steps = in.count("step count", 1e15);
+  const Eigen::Index p = in.count("parameter count", 1e10);
+  if (p < 2) in.fail("has too few parameters");
+  c.params = in.floats(p, "parameters");
+  c.network_m = in.floats(p - 1, "moments");
+  c.network_v = in.floats(p - 1, "moments");
+  c.noise_m = in.floats(1, "moments");
+  c.noise_v = in.floats(1, "moments");
+  const Eigen::Index records = in.count("history length", 1e9);
   for (Eigen::Index r = 0; r < records; ++r) {
     EpochRecord e;
-    e.epoch = static_cast<int>(count("epoch number", 1e9));
-    e.train_loss = next("train loss");
-    e.test_mse = next("test MSE");
-    e.noise_std = next("noise std");
-    e.seconds = next("epoch time");
-    e.images_per_s = next("throughput");
+    e.epoch = static_cast<int>(in.count("epoch number", 1e9));
+    e.train_loss = in.next("train loss");
+    e.test_mse = in.next("test MSE");
+    e.noise_std = in.next("noise std");
+    e.seconds = in.next("epoch time");
+    e.images_per_s = in.next("throughput");
     c.history.push_back(e);
   }
-  if (at != v.size()) checkpoint_error(path, "has trailing values");
+  in.expect_end();
   if (static_cast<Eigen::Index>(c.history.size()) != c.epochs_done)
-    checkpoint_error(path, "has a history that does not match its epoch count");
+    in.fail("has a history that does not match its epoch count");
   const Autoencoder model(c.kind, c.data_size, c.latent, c.hidden);
   if (model.parameter_count() != p)
-    checkpoint_error(path, "has " + std::to_string(p) + " parameters, its model has " +
-                               std::to_string(model.parameter_count()));
+    in.fail("has " + std::to_string(p) + " parameters, its model has " +
+            std::to_string(model.parameter_count()));
   return c;
 }
 

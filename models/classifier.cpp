@@ -12,6 +12,7 @@
 
 #include "infield/error.h"
 #include "infield/npy.h"
+#include "checkpoint_reader.h"
 #include "random_streams.h"
 
 namespace infield::neural {
@@ -60,10 +61,6 @@ void check_labels(const ImageClassifier& m, const Matrix<float>& images,
     check_argument(l >= 0 && l < m.classes(), fn, "labels",
                    "must lie in 0 .. " + std::to_string(m.classes() - 1) + ", got " +
                        std::to_string(l));
-}
-
-[[noreturn]] void corrupt(const std::filesystem::path& path, const std::string& why) {
-  throw FileError("classifier checkpoint " + path.string() + " " + why);
 }
 
 }  // namespace
@@ -264,58 +261,40 @@ void save_classifier(const std::filesystem::path& path, const ClassifierState& s
 }
 
 ClassifierState load_classifier(const std::filesystem::path& path) {
-  if (!std::filesystem::exists(path)) corrupt(path, "does not exist");
-  const NpyArray a = read_npy(path);
-  if (a.shape.size() != 1) corrupt(path, "is not a classifier checkpoint (not a vector)");
-  const Eigen::VectorXd& v = a.values;
-  Eigen::Index at = 0;
-  auto next = [&](const char* what) {
-    if (at >= v.size()) corrupt(path, std::string("is truncated (at ") + what + ")");
-    const double x = v[at++];
-    if (!std::isfinite(x)) corrupt(path, std::string("has a non-finite ") + what);
-    return x;
-  };
-  auto count = [&](const char* what, double max) {
-    const double x = next(what);
-    if (x < 0 || x > max || x != std::floor(x)) corrupt(path, std::string("has a bad ") + what);
-    return static_cast<Eigen::Index>(x);
-  };
-  if (next("tag") != kTag) corrupt(path, "is not a classifier checkpoint");
-  if (next("version") != kVersion) corrupt(path, "has an unknown version");
+  detail::CheckpointReader in(path, "classifier checkpoint " + path.string());
+  if (in.next("tag") != kTag) in.fail("is not a classifier checkpoint");
+  if (in.next("version") != kVersion) in.fail("has an unknown version");
   ClassifierState s;
-  s.rows = count("rows", 1 << 16);
-  s.cols = count("cols", 1 << 16);
-  s.classes = count("classes", 1 << 20);
-  const auto hi = static_cast<std::uint64_t>(count("seed", 4294967295.0));
-  const auto lo = static_cast<std::uint64_t>(count("seed", 4294967295.0));
+  s.rows = in.count("rows", 1 << 16);
+  s.cols = in.count("cols", 1 << 16);
+  s.classes = in.count("classes", 1 << 20);
+  const auto hi = static_cast<std::uint64_t>(in.count("seed", 4294967295.0));
+  const auto lo = static_cast<std::uint64_t>(in.count("seed", 4294967295.0));
   s.options.seed = hi << 32 | lo;
-  s.options.batch = count("batch", 1 << 30);
-  s.options.learning_rate = next("learning rate");
-  s.options.epochs = static_cast<int>(count("epochs", 1e9));
-  s.epochs_done = static_cast<int>(count("epochs done", 1e9));
-  s.steps = count("steps", 1e15);
-  const Eigen::Index p = count("parameter count", 1e10);
+  s.options.batch = in.count("batch", 1 << 30);
+  s.options.learning_rate = in.next("learning rate");
+  s.options.epochs = static_cast<int>(in.count("epochs", 1e9));
+  s.epochs_done = static_cast<int>(in.count("epochs done", 1e9));
+  s.steps = in.count("steps", 1e15);
+  const Eigen::Index p = in.count("parameter count", 1e10);
   if (s.rows % 4 != 0 || s.cols % 4 != 0 || s.rows == 0 || s.cols == 0 || s.classes < 2)
-    corrupt(path, "has a bad image size or class count");
+    in.fail("has a bad image size or class count");
   if (p != ImageClassifier(s.rows, s.cols, s.classes).parameter_count())
-    corrupt(path, "has a parameter count that does not match its network");
-  if (v.size() - at < 3 * p + 1) corrupt(path, "is truncated (at the parameters)");
-  for (Vector<float>* dst : {&s.params, &s.adam_m, &s.adam_v}) {
-    *dst = v.segment(at, p).cast<float>();
-    at += p;
-    if (!dst->allFinite()) corrupt(path, "has non-finite parameters");
-  }
-  const Eigen::Index epochs = count("history length", 1e9);
+    in.fail("has a parameter count that does not match its network");
+  s.params = in.floats(p, "parameters");
+  s.adam_m = in.floats(p, "moments");
+  s.adam_v = in.floats(p, "moments");
+  const Eigen::Index epochs = in.count("history length", 1e9);
   for (Eigen::Index e = 0; e < epochs; ++e) {
     ClassifierEpoch r;
-    r.epoch = static_cast<int>(next("history"));
-    r.train_loss = next("history");
-    r.train_accuracy = next("history");
-    r.test_accuracy = next("history");
-    r.seconds = next("history");
+    r.epoch = static_cast<int>(in.next("history"));
+    r.train_loss = in.next("history");
+    r.train_accuracy = in.next("history");
+    r.test_accuracy = in.next("history");
+    r.seconds = in.next("history");
     s.history.push_back(r);
   }
-  if (at != v.size()) corrupt(path, "has trailing data");
+  in.expect_end();
   return s;
 }
 

@@ -15,6 +15,7 @@
 #include "infield/error.h"
 #include "infield/models/idx.h"
 #include "infield/npy.h"
+#include "network_test_data.h"
 
 namespace infield {
 namespace {
@@ -25,24 +26,11 @@ using neural::AutoencoderKind;
 using neural::Matrix;
 using neural::Mlp;
 using neural::Vector;
+using test::normal_matrix;
 
-template <typename T>
-Matrix<T> normal_matrix(Eigen::Index r, Eigen::Index c, std::mt19937_64& rng) {
-  std::normal_distribution<double> g;
-  Matrix<T> m(r, c);
-  for (auto& v : m.reshaped()) v = static_cast<T>(g(rng));
-  return m;
-}
-
-/// Images with structure an autoencoder can learn: each a mix of 3 smooth random patterns, in
-/// [0, 1], 8 x 8 pixels.
+/// Images with structure an autoencoder can learn, 8 x 8 pixels.
 Matrix<float> pattern_images(Eigen::Index count, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  const Matrix<float> basis = normal_matrix<float>(3, 64, rng);
-  const Matrix<float> weights = normal_matrix<float>(count, 3, rng);
-  Matrix<float> x = weights * basis;
-  x = (1.0F / (1.0F + (-x.array()).exp())).matrix();
-  return x;
+  return test::pattern_images(count, 64, seed);
 }
 
 std::filesystem::path temp_dir(const std::string& name) {

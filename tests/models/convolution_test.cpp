@@ -10,6 +10,7 @@
 
 #include "infield/error.h"
 #include "infield/models/autoencoder.h"
+#include "network_test_data.h"
 
 namespace infield {
 namespace {
@@ -22,10 +23,7 @@ using neural::Sequential;
 using neural::Vector;
 
 Matrix<double> normal_matrix(Eigen::Index r, Eigen::Index c, std::mt19937_64& rng) {
-  std::normal_distribution<double> g;
-  Matrix<double> m(r, c);
-  for (auto& v : m.reshaped()) v = g(rng);
-  return m;
+  return test::normal_matrix<double>(r, c, rng);
 }
 
 TEST(Convolution, Im2colAndCol2imAreAdjoint) {

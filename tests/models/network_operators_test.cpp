@@ -19,6 +19,7 @@
 #include "infield/models/autoencoder.h"
 #include "infield/models/fishernet.h"
 #include "infield/models/latent_inference.h"
+#include "network_test_data.h"
 
 namespace infield {
 namespace {
@@ -31,22 +32,8 @@ using neural::LatentSystemRoute;
 using neural::Matrix;
 using neural::Mlp;
 using neural::Vector;
-
-template <typename T>
-Matrix<T> normal_matrix(Eigen::Index r, Eigen::Index c, std::mt19937_64& rng) {
-  std::normal_distribution<double> g;
-  Matrix<T> m(r, c);
-  for (auto& v : m.reshaped()) v = static_cast<T>(g(rng));
-  return m;
-}
-
-/// Images an autoencoder can learn: mixes of 3 random patterns through a sigmoid, in [0, 1].
-Matrix<float> pattern_images(Eigen::Index count, Eigen::Index pixels, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  const Matrix<float> basis = normal_matrix<float>(3, pixels, rng);
-  const Matrix<float> x = normal_matrix<float>(count, 3, rng) * basis;
-  return (1.0F / (1.0F + (-x.array()).exp())).matrix();
-}
+using test::normal_matrix;
+using test::pattern_images;
 
 /// A small FisherNet (or VAE) trained for a few epochs: the network and data the checks use.
 struct TrainedRun {
