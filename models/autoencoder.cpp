@@ -537,6 +537,15 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       for (Eigen::Index i = 0; i < rows; ++i)
         x.row(i) = train.row(order[static_cast<std::size_t>(b * batch + i)]);
       const std::uint64_t step = static_cast<std::uint64_t>(state.steps) + 1;
+      // A step too large for zeta_N makes exp(zeta_N) underflow to 0 or overflow (in float from
+      // |zeta_N| of about 90): the loss is then undefined, which is divergence, not bad input.
+      const float noise_variance = std::exp(params[p - 1]);
+      if (!(noise_variance > 0.0F && std::isfinite(noise_variance)))
+        throw std::runtime_error(
+            "training diverged: the noise variance exp(zeta_N) = exp(" +
+            std::to_string(params[p - 1]) + ") is out of float range at epoch " +
+            std::to_string(epoch) + ", step " + std::to_string(step) +
+            " (try a smaller learning rate or noise learning rate)");
       // Over ranks, each takes a contiguous share of the batch's rows; the noise is drawn for the
       // whole batch on every rank (from the same streams), so each row gets the noise it would
       // get in one process.

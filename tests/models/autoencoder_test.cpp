@@ -404,6 +404,23 @@ TEST(Autoencoder, DivergenceIsReportedNotHidden) {
   auto state = neural::start_training(model, o, 32);
   state.params[0] = 1e30F;  // overflows in the first layer
   EXPECT_THROW(neural::train_autoencoder(model, o, train, train, state, {}), std::runtime_error);
+  // A step that throws zeta_N out of exp's float range is divergence too, for FisherNet (whose
+  // metric needs a positive noise variance) and the VAE, not an invalid argument.
+  for (const AutoencoderKind kind : {AutoencoderKind::kFisherNet, AutoencoderKind::kVae}) {
+    const Autoencoder m(kind, 64, 2, {16});
+    for (const float zeta : {-200.0F, 200.0F}) {
+      auto s = neural::start_training(m, o, 32);
+      s.params[s.params.size() - 1] = zeta;
+      try {
+        neural::train_autoencoder(m, o, train, train, s, {});
+        ADD_FAILURE() << "no divergence reported for zeta_N = " << zeta;
+      } catch (const InvalidArgument& e) {
+        ADD_FAILURE() << "divergence reported as bad input: " << e.what();
+      } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("noise variance"), std::string::npos) << e.what();
+      }
+    }
+  }
   train(0, 0) = std::nanf("");
   EXPECT_THROW(neural::train_autoencoder(model, o, train, train,
                                          neural::start_training(model, o, 32), {}),
