@@ -264,7 +264,9 @@ struct ShardedReduction::Impl {
   float* shared_full = nullptr;     ///< the assembled vector all ranks map
   std::vector<int> counts, offsets;  ///< every rank's shard (MPI_Reduce_scatter, MPI_Allgatherv)
 
-  /// The rank-order barrier that orders writes to shared memory before the other ranks' reads.
+  /// The barrier that orders one side's accesses to shared memory before the other's (writes
+  /// before the other ranks' reads, and reads before their next writes), with the memory
+  /// synchronisation the MPI memory model asks for on both sides of it.
   void fence(MPI_Win window) const {
     MPI_Win_sync(window);
     MPI_Barrier(node);
@@ -336,16 +338,20 @@ ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Inde
 }
 
 ShardedReduction::~ShardedReduction() {
+  if (impl_ && std::uncaught_exceptions() > impl_->uncaught_at_construction) return;  // see Impl
+  release();
+}
+
+void ShardedReduction::release() {
 #if INFIELD_WITH_MPI
-  if (!impl_ || impl_->comm == MPI_COMM_NULL) return;
-  if (std::uncaught_exceptions() > impl_->uncaught_at_construction) return;  // see Impl
-  if (impl_->node != MPI_COMM_NULL) {
-    MPI_Win_unlock_all(impl_->contributions);
-    MPI_Win_unlock_all(impl_->assembled);
-    MPI_Win_free(&impl_->contributions);
-    MPI_Win_free(&impl_->assembled);
-    MPI_Comm_free(&impl_->node);
-  }
+  if (!impl_ || impl_->node == MPI_COMM_NULL) return;
+  MPI_Win_unlock_all(impl_->contributions);
+  MPI_Win_unlock_all(impl_->assembled);
+  MPI_Win_free(&impl_->contributions);
+  MPI_Win_free(&impl_->assembled);
+  MPI_Comm_free(&impl_->node);
+  impl_->node = MPI_COMM_NULL;
+  impl_->comm = MPI_COMM_NULL;  // no exchange after release
 #endif
 }
 
@@ -377,7 +383,7 @@ void ShardedReduction::reduce_scatter(const float* contribution, float* shard_su
     for (std::size_t r = 1; r < m.slots.size(); ++r)
       sum += Eigen::Map<const Eigen::VectorXf>(m.slots[r] + shard_begin_, n);
     // No rank may overwrite its slot (the next call) before every owner has read its shard.
-    MPI_Barrier(m.node);
+    m.fence(m.contributions);
     return;
   }
   if (m.comm != MPI_COMM_NULL) {
@@ -404,7 +410,7 @@ void ShardedReduction::reduce_scatter(const float* contribution, const ShardCons
         piece += Eigen::Map<const Eigen::VectorXf>(m.slots[r] + start, n);
       consume(start, sum, n);
     }
-    MPI_Barrier(m.node);  // as in the other reduce_scatter
+    m.fence(m.contributions);  // as in the other reduce_scatter
     return;
   }
 #endif
@@ -421,7 +427,7 @@ void ShardedReduction::all_gather(float* full) {
     m.fence(m.assembled);
     std::copy_n(m.shared_full, shard_begin_, full);
     std::copy_n(m.shared_full + shard_end_, length_ - shard_end_, full + shard_end_);
-    MPI_Barrier(m.node);  // every rank has read the vector before the next call writes to it
+    m.fence(m.assembled);  // every rank has read the vector before the next call writes to it
     return;
   }
   if (m.comm != MPI_COMM_NULL)
@@ -435,6 +441,12 @@ void ShardedReduction::all_gather(float* full) {
 MpiSession::MpiSession(int* argc, char*** argv) {
 #if INFIELD_WITH_MPI
   if (session_active || !started_by_launcher()) return;
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized != 0) {  // started by another library (mpi4py): used, left to it to finalise
+    session_active = true;
+    return;
+  }
   // All ranks on this machine (Open MPI's launcher says so): its ob1 messaging over the
   // shared-memory BTL is what serves; the default UCX layer spends 0.2 s probing networks at start
   // and was slower here (cf2d-256 on 2 ranks 7.8 s against 7.4 s). An OMPI_MCA_pml the user set

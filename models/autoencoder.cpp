@@ -540,12 +540,14 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       // A step too large for zeta_N makes exp(zeta_N) underflow to 0 or overflow (in float from
       // |zeta_N| of about 90): the loss is then undefined, which is divergence, not bad input.
       const float noise_variance = std::exp(params[p - 1]);
-      if (!(noise_variance > 0.0F && std::isfinite(noise_variance)))
+      if (!(noise_variance > 0.0F && std::isfinite(noise_variance))) {
+        exchange.release();  // every rank holds the same parameters and stops here alike
         throw std::runtime_error(
             "training diverged: the noise variance exp(zeta_N) = exp(" +
             std::to_string(params[p - 1]) + ") is out of float range at epoch " +
             std::to_string(epoch) + ", step " + std::to_string(step) +
             " (try a smaller learning rate or noise learning rate)");
+      }
       // Over ranks, each takes a contiguous share of the batch's rows; the noise is drawn for the
       // whole batch on every rank (from the same streams), so each row gets the noise it would
       // get in one process.
@@ -658,10 +660,12 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       }
       // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
       // checking the loss catches divergence within one step without a pass over the gradient.
-      if (!std::isfinite(value))
+      if (!std::isfinite(value)) {
+        exchange.release();  // the value is the sum over ranks: every rank stops here alike
         throw std::runtime_error("training diverged: the loss or its gradient is not finite at "
                                  "epoch " + std::to_string(epoch) + ", step " +
                                  std::to_string(step) + " (try a smaller learning rate)");
+      }
       if (distributed) {
         exchange.all_gather(params.data());
       } else if (fused_entries == 0) {  // batch chunks, or a model that reports no blocks (CVAE)

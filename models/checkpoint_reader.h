@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "infield/error.h"
 #include "infield/models/neural.h"
@@ -19,7 +20,8 @@ class CheckpointReader {
   /// Reads the file; `prefix` starts every error message ("load_checkpoint: PATH:").
   CheckpointReader(const std::filesystem::path& path, std::string prefix)
       : prefix_(std::move(prefix)) {
-    if (!std::filesystem::exists(path)) fail("does not exist");
+    std::error_code unreadable;
+    if (!std::filesystem::exists(path, unreadable)) fail("does not exist or cannot be read");
     NpyArray a = read_npy(path);
     if (a.shape.size() != 1) fail("is not a checkpoint (not a vector)");
     values_ = std::move(a.values);

@@ -6,6 +6,7 @@
 
 #include <pybind11/stl.h>
 
+#include <cstdio>
 #include <optional>
 #include <thread>
 
@@ -16,14 +17,46 @@ namespace infield::python {
 namespace {
 
 std::optional<MpiSession> session;
+bool finalized = false;
 std::thread::id session_thread;
 
+bool on_main_thread() {
+  const py::module_ threading = py::module_::import("threading");
+  return threading.attr("current_thread")().is(threading.attr("main_thread")());
+}
+
 Communicator world() {
+  if (finalized)
+    throw py::value_error("Communicator.world(): MPI was finalised when the interpreter began "
+                          "to exit");
   if (!session) {
+    // MPI_Finalize must run on the thread that started MPI: the main thread runs atexit.
+    if (!on_main_thread())
+      throw py::value_error("Communicator.world(): the first call must come from the main thread "
+                            "(MPI is initialised funneled and finalised at exit)");
     session.emplace(nullptr, nullptr);
     session_thread = std::this_thread::get_id();
     // MPI_Finalize before the interpreter ends (every rank must reach it).
-    py::module_::import("atexit").attr("register")(py::cpp_function([] { session.reset(); }));
+    py::module_::import("atexit").attr("register")(py::cpp_function([] {
+      session.reset();
+      finalized = true;
+    }));
+    const Communicator c = Communicator::world();
+    if (c.size() > 1) {
+      // An exception that ends one rank's script would leave the other ranks waiting in a
+      // collective and the job hanging: after Python has printed it, end every rank (as the
+      // command line does, and as mpi4py's `python -m mpi4py` does).
+      py::module_ sys = py::module_::import("sys");
+      py::object previous = sys.attr("excepthook");
+      sys.attr("excepthook") = py::cpp_function(
+          [previous, c](py::object type, py::object value, py::object traceback) {
+            previous(type, value, traceback);
+            py::module_::import("sys").attr("stderr").attr("flush")();
+            std::fprintf(stderr, "infield: uncaught exception on rank %d of %d: ending every rank\n",
+                         c.rank(), c.size());
+            c.abort(1);
+          });
+    }
   }
   return Communicator::world();
 }
@@ -36,6 +69,9 @@ Communicator checked_communicator(py::handle communicator, const char* what) {
     throw py::type_error(std::string(what) + ": communicator must be an infield.Communicator, got " +
                          std::string(py::str(py::type::handle_of(communicator).attr("__name__"))));
   Communicator c = communicator.cast<Communicator>();
+  if (c.size() > 1 && finalized)
+    throw py::value_error(std::string(what) + ": MPI was finalised when the interpreter began to "
+                          "exit");
   if (c.size() > 1 && std::this_thread::get_id() != session_thread)
     throw py::value_error(std::string(what) +
                           ": MPI may only be used from the thread that called "
@@ -54,6 +90,8 @@ returns the same result, equal to one process's (bit for bit for MGVI, geoVI and
 rounding for training). Every rank must make the same calls in the same order.)doc")
       .def(py::init<>())
       .def_static("world", &world, "Every rank of the MPI job (this process alone without one).")
+      .def_static("mpi_supported", &MpiSession::supported,
+                  "True if this build can run over MPI ranks (built with INFIELD_WITH_MPI).")
       .def_property_readonly("rank", &Communicator::rank)
       .def_property_readonly("size", &Communicator::size)
       .def_property_readonly("is_root", &Communicator::is_root)

@@ -330,18 +330,33 @@ void bind_inference(py::module_& m) {
         if (progress && o.communicator.is_root()) o.progress = &std::cerr;
         // Between global iterations (the checkpoint is written by then): Python's signal
         // handlers run, and the user's callback. Either may stop the run.
-        o.callback = [&callback](const GlobalIterationReport& r, const SampleList& samples) {
-          py::gil_scoped_acquire gil;
-          if (interrupt_requested) {
-            PyErr_SetNone(PyExc_KeyboardInterrupt);
-            throw StopRequested{py::error_already_set()};
+        o.callback = [&callback, &o](const GlobalIterationReport& r, const SampleList& samples) {
+          std::optional<StopRequested> stop;
+          {
+            py::gil_scoped_acquire gil;
+            if (interrupt_requested) {
+              PyErr_SetNone(PyExc_KeyboardInterrupt);
+              stop.emplace(StopRequested{py::error_already_set()});
+            } else if (PyErr_CheckSignals() != 0) {
+              stop.emplace(StopRequested{py::error_already_set()});
+            } else if (!callback.is_none()) {
+              try {
+                callback(report_dict(r), PySampleList{samples});
+              } catch (py::error_already_set& e) {
+                stop.emplace(StopRequested{std::move(e)});
+              }
+            }
           }
-          if (PyErr_CheckSignals() != 0) throw StopRequested{py::error_already_set()};
-          if (callback.is_none()) return;
-          try {
-            callback(report_dict(r), PySampleList{samples});
-          } catch (py::error_already_set& e) {
-            throw StopRequested{std::move(e)};
+          // Over ranks every rank stops after the same iteration: one rank stopping alone would
+          // leave the others waiting in the next iteration's sums.
+          const bool any_stop = o.communicator.any(stop.has_value());
+          if (stop) throw std::move(*stop);
+          if (any_stop) {
+            py::gil_scoped_acquire gil;
+            PyErr_SetString(PyExc_RuntimeError,
+                            "optimize_kl: stopped with another rank, whose callback raised or "
+                            "which was interrupted");
+            throw StopRequested{py::error_already_set()};
           }
         };
         std::optional<OptimizeKLSummary> summary;

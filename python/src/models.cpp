@@ -270,17 +270,29 @@ void bind_models(py::module_& m) {
           neural::TrainingCallbacks callbacks;
           std::optional<py::error_already_set> stop;
           callbacks.on_epoch = [&](const neural::TrainingCheckpoint& c) {
-            py::gil_scoped_acquire gil;
-            if (PyErr_CheckSignals() != 0) {
-              stop.emplace();
-              throw std::runtime_error("interrupted");
+            {
+              py::gil_scoped_acquire gil;
+              if (PyErr_CheckSignals() != 0) {
+                stop.emplace();
+              } else if (!on_epoch.is_none()) {
+                try {
+                  on_epoch(history_list(c.history)[c.history.size() - 1]);
+                } catch (py::error_already_set& e) {
+                  stop.emplace(std::move(e));
+                }
+              }
             }
-            if (on_epoch.is_none()) return;
-            try {
-              on_epoch(history_list(c.history)[c.history.size() - 1]);
-            } catch (py::error_already_set& e) {
-              stop.emplace(std::move(e));
-              throw std::runtime_error("stopped by on_epoch");
+            // Over ranks every rank stops after the same epoch (one alone would leave the others
+            // waiting in the next step's exchange).
+            if (o.communicator.any(stop.has_value())) {
+              if (!stop) {
+                py::gil_scoped_acquire gil;
+                PyErr_SetString(PyExc_RuntimeError,
+                                "train_autoencoder: stopped with another rank, whose on_epoch "
+                                "raised or which was interrupted");
+                stop.emplace();
+              }
+              throw std::runtime_error("stopped");
             }
           };
           try {

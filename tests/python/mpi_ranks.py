@@ -99,5 +99,38 @@ for a, b in zip(shared.history, single.history):
     for key in ("train_loss", "test_mse", "noise_std"):
         assert abs(a[key] - b[key]) <= 1e-4 * abs(b[key]), (key, a[key], b[key])
 
+# A callback raising on one rank only stops every rank after the same iteration (none is left
+# waiting in the next iteration's sums): that rank gets its own exception, the others a
+# RuntimeError that says why.
+def fail_on_last_rank(report, samples):
+    if comm.rank == comm.size - 1:
+        raise ValueError("the last rank's callback")
+
+
+try:
+    inf.optimize_kl(ham, global_iterations=3, sample_pairs=5, seed=5, communicator=comm, threads=1,
+                    callback=fail_on_last_rank)
+    raise AssertionError("optimize_kl did not stop")
+except ValueError as e:
+    assert comm.rank == comm.size - 1 and "the last rank's callback" in str(e)
+except RuntimeError as e:
+    assert comm.rank != comm.size - 1 and "stopped with another rank" in str(e), str(e)
+
+
+def fail_on_root(record):
+    if comm.is_root:
+        raise KeyError("the root's on_epoch")
+
+
+try:
+    inf.train_autoencoder(images[:96], images[96:], **train, communicator=comm,
+                          on_epoch=fail_on_root)
+    raise AssertionError("train_autoencoder did not stop")
+except KeyError as e:
+    assert comm.is_root and "the root's on_epoch" in str(e)
+except RuntimeError as e:
+    assert not comm.is_root and "stopped with another rank" in str(e), str(e)
+comm.barrier()  # and every rank goes on
+
 if comm.is_root:
     print(f"python over {comm.size} ranks: all checks passed")

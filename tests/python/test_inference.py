@@ -4,7 +4,10 @@ Ctrl-C between iterations, geoVI, and bad input."""
 
 import math
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -202,3 +205,27 @@ def test_communicators_without_an_mpi_launcher_are_this_process_alone():
         inf.optimize_kl(ham, global_iterations=1, communicator="world")
     with pytest.raises(TypeError, match="communicator"):
         inf.Mkde(cells=16, communicator=3).fit(rng.standard_normal((50, 1)))
+
+
+@pytest.mark.skipif(not inf.Communicator.mpi_supported() or shutil.which("mpiexec") is None,
+                    reason="built without MPI, or no mpiexec")
+def test_an_uncaught_exception_on_one_rank_ends_every_rank(tmp_path):
+    # Rank 1 raises while rank 0 waits for it in a barrier: the job must end (non-zero) within
+    # seconds instead of hanging.
+    script = tmp_path / "one_rank_fails.py"
+    script.write_text(
+        "import infield as inf\n"
+        "comm = inf.Communicator.world()\n"
+        "assert comm.size == 2\n"
+        "if comm.rank == 1:\n"
+        "    raise ValueError('rank 1 fails')\n"
+        "comm.barrier()\n")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_mpi_yield_when_idle="1")
+    start = time.monotonic()
+    run = subprocess.run([shutil.which("mpiexec"), "-n", "2", "--oversubscribe", sys.executable,
+                          str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert time.monotonic() - start < 30
+    assert "rank 1 fails" in run.stderr
+    assert "uncaught exception on rank 1 of 2: ending every rank" in run.stderr

@@ -1,8 +1,8 @@
 #pragma once
 /// @file inference/communicator.h
-/// @brief The few MPI collectives Infield uses (MGVI samples over ranks, gradient all-reduce in
-/// training) behind one class. inference/communicator.cpp is the only file that includes mpi.h;
-/// built without MPI (INFIELD_WITH_MPI=OFF), or run without an MPI launcher, every communicator is
+/// @brief The few MPI collectives Infield uses (MGVI samples over ranks, the sharded gradient
+/// exchange in training) behind two classes. inference/communicator.cpp is the only file that
+/// includes mpi.h; built without MPI (INFIELD_WITH_MPI=OFF), or run without an MPI launcher, every communicator is
 /// the single process and every collective is the identity.
 ///
 /// Sums are reproducible: each rank contributes its partial sum, the partial sums are gathered to
@@ -78,8 +78,9 @@ class Communicator {
 /// on every rank. Every rank ends with the same bits, and one process is the identity.
 ///
 /// When all ranks share one machine, both steps go through MPI-3 shared memory: each rank writes
-/// its vector once, the owner of a shard adds it straight from the others' memory, and two
-/// barriers order the steps; several times cheaper than an MPI_Allreduce of the vector, which on
+/// its vector once, the owner of a shard adds it straight from the others' memory, and
+/// barriers (with MPI_Win_sync; two per call) order each call's writes before the reads and the
+/// reads before the next call's writes; several times cheaper than an MPI_Allreduce of the vector, which on
 /// this transport copies it through the kernel. Across machines, MPI_Reduce_scatter and
 /// MPI_Allgatherv. Construction and destruction are collective over the communicator; both calls
 /// must be made by every rank in the same order.
@@ -91,6 +92,11 @@ class ShardedReduction {
   ShardedReduction(const Communicator& communicator, Eigen::Index length,
                    Transport transport = Transport::kAutomatic);
   ~ShardedReduction();
+  /// Frees the shared memory (collective); afterwards the object must not exchange. The
+  /// destructor does it, except while an exception unwinds (one rank's failure: the others never
+  /// join the collective, and the program is about to end every rank): where every rank leaves
+  /// by the same error, call release() before throwing.
+  void release();
   ShardedReduction(const ShardedReduction&) = delete;
   ShardedReduction& operator=(const ShardedReduction&) = delete;
 
@@ -129,7 +135,8 @@ class ShardedReduction {
 /// the session calls MPI; oneTBB workers never do) when the program was started by an MPI launcher
 /// (mpirun, mpiexec, srun; detected from their environment variables), MPI_Finalize at the end.
 /// Without a launcher, or without MPI support, it does nothing and Communicator::world() is the
-/// single process. At most one session per program.
+/// single process. At most one session per program. If MPI was already initialised (by mpi4py,
+/// say), the session uses it and leaves finalising to its owner.
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);

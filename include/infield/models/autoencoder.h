@@ -134,9 +134,10 @@ struct TrainingOptions {
   enum class Parallelism { kAuto, kProducts, kBatch };
   Parallelism parallelism = Parallelism::kAuto;
   /// Data-parallel training over MPI ranks (default: this process alone): every rank takes its
-  /// contiguous share of each global batch (threads above are per rank), the gradients are summed
-  /// over ranks before Adam, and every rank applies the same step, so the trajectory is one
-  /// process's with the same global batch up to float rounding. Not part of a checkpoint: a run
+  /// contiguous share of each global batch (threads above are per rank), the gradient is summed
+  /// over ranks shard by shard, each rank runs Adam on its shard of the parameters and the shards
+  /// are gathered (ShardedReduction), so the trajectory is one process's with the same global
+  /// batch up to float rounding. Not part of a checkpoint: a run
   /// may resume on another number of ranks.
   Communicator communicator;
 };
