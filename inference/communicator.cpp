@@ -277,7 +277,7 @@ struct ShardedReduction::Impl {
 
 ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Index length,
                                    Transport transport)
-    : impl_(std::make_unique<Impl>()), communicator_(communicator), length_(length) {
+    : impl_(std::make_unique<Impl>()), length_(length) {
   constexpr std::string_view fn = "ShardedReduction";
   constexpr Eigen::Index kBlock = 16;  // shards start on 64-byte boundaries
   check_argument(length >= 0, fn, "length", "must be >= 0");
@@ -299,7 +299,8 @@ ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Inde
   MPI_Comm_split_type(m.comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
   int node_size = 0;
   MPI_Comm_size(node, &node_size);
-  if (node_size == size && transport == Transport::kAutomatic) {  // one machine (the same on every rank): through shared memory
+  // One machine (the same answer on every rank): through shared memory.
+  if (node_size == size && transport == Transport::kAutomatic) {
     m.node = node;
     MPI_Info info;
     MPI_Info_create(&info);
@@ -372,26 +373,9 @@ float* ShardedReduction::contribution_buffer() {
 }
 
 void ShardedReduction::reduce_scatter(const float* contribution, float* shard_sum) {
-  const Eigen::Index n = shard_size();
-  Eigen::Map<Eigen::VectorXf> sum(shard_sum, n);
-#if INFIELD_WITH_MPI
-  const Impl& m = *impl_;
-  if (m.node != MPI_COMM_NULL) {
-    if (contribution != m.own_slot) std::copy_n(contribution, length_, m.own_slot);
-    m.fence(m.contributions);
-    sum = Eigen::Map<const Eigen::VectorXf>(m.slots[0] + shard_begin_, n);
-    for (std::size_t r = 1; r < m.slots.size(); ++r)
-      sum += Eigen::Map<const Eigen::VectorXf>(m.slots[r] + shard_begin_, n);
-    // No rank may overwrite its slot (the next call) before every owner has read its shard.
-    m.fence(m.contributions);
-    return;
-  }
-  if (m.comm != MPI_COMM_NULL) {
-    MPI_Reduce_scatter(contribution, shard_sum, m.counts.data(), MPI_FLOAT, MPI_SUM, m.comm);
-    return;
-  }
-#endif
-  sum = Eigen::Map<const Eigen::VectorXf>(contribution + shard_begin_, n);
+  reduce_scatter(contribution, [&](Eigen::Index offset, const float* sum, Eigen::Index size) {
+    std::copy_n(sum, size, shard_sum + (offset - shard_begin_));
+  });
 }
 
 void ShardedReduction::reduce_scatter(const float* contribution, const ShardConsumer& consume) {
@@ -410,13 +394,19 @@ void ShardedReduction::reduce_scatter(const float* contribution, const ShardCons
         piece += Eigen::Map<const Eigen::VectorXf>(m.slots[r] + start, n);
       consume(start, sum, n);
     }
-    m.fence(m.contributions);  // as in the other reduce_scatter
+    // No rank may overwrite its slot (the next call) before every owner has read its shard.
+    m.fence(m.contributions);
+    return;
+  }
+  if (m.comm != MPI_COMM_NULL) {
+    std::vector<float> shard(static_cast<std::size_t>(shard_size()));
+    MPI_Reduce_scatter(contribution, shard.data(), m.counts.data(), MPI_FLOAT, MPI_SUM, m.comm);
+    if (!shard.empty()) consume(shard_begin_, shard.data(), shard_size());
     return;
   }
 #endif
-  std::vector<float> shard(static_cast<std::size_t>(shard_size()));
-  reduce_scatter(contribution, shard.data());
-  if (!shard.empty()) consume(shard_begin_, shard.data(), shard_size());
+  // One process: the shard is the whole vector, its sum the contribution itself.
+  if (shard_size() > 0) consume(shard_begin_, contribution + shard_begin_, shard_size());
 }
 
 void ShardedReduction::all_gather(float* full) {

@@ -636,27 +636,15 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
         });
         g = &gradient;
       }
-      if (distributed) {  // the batch's loss, noise gradient and network gradient shard summed
+      if (distributed) {  // the batch's loss and noise gradient summed over ranks
         Vector<float>& local = used == 1 ? parts[0].gradient : gradient;
         if (used == 0) local.setZero();
-        // The blocks already in the exchange's buffer if they covered the network's gradient.
-        const bool in_place = fused_entries == p - 1;
         Eigen::VectorXd scalars(2);
         scalars << value, static_cast<double>(local[p - 1]);
         communicator.sum_in_place(scalars);
         value = scalars[0];
         local[p - 1] = static_cast<float>(scalars[1]);
         g = &local;
-        // Adam on this rank's shard, piece by piece as the sum over ranks comes out, unless
-        // the step diverged (every rank sees the same value and stops alike).
-        if (std::isfinite(value))
-          arena.execute([&] {
-            exchange.reduce_scatter(
-                in_place ? contribution : local.data(),
-                [&](Eigen::Index offset, const float* sum, Eigen::Index size) {
-                  network_adam.update_block(params.data() + offset, sum, offset, size, scale);
-                });
-          });
       }
       // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
       // checking the loss catches divergence within one step without a pass over the gradient.
@@ -667,6 +655,17 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
                                  std::to_string(step) + " (try a smaller learning rate)");
       }
       if (distributed) {
+        // The network gradient's shard summed over ranks (from the exchange's buffer if the
+        // backward pass put every block there), Adam on this rank's shard piece by piece as the
+        // sum comes out, then the parameters assembled.
+        const bool in_place = fused_entries == p - 1;
+        arena.execute([&] {
+          exchange.reduce_scatter(
+              in_place ? contribution : g->data(),
+              [&](Eigen::Index offset, const float* sum, Eigen::Index size) {
+                network_adam.update_block(params.data() + offset, sum, offset, size, scale);
+              });
+        });
         exchange.all_gather(params.data());
       } else if (fused_entries == 0) {  // batch chunks, or a model that reports no blocks (CVAE)
         arena.execute([&] {

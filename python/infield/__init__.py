@@ -265,7 +265,8 @@ def train_autoencoder(train, test=None, *, model="fishernet", latent=5, hidden=(
     the trained model: ``.history`` (list of dicts), ``.encode(images)`` -> (means, covariances),
     ``.decode(z)``, ``.test_mse(images)``, ``.noise_std``, ``.save(path)``.
     ``communicator=Communicator.world()`` shares every batch over the MPI ranks (gradients summed
-    before Adam, the one-process trajectory to float rounding); every rank returns the model."""
+    shard by shard, Adam sharded; the one-process trajectory to float rounding); every rank
+    returns the model."""
     train_images = _images(train, "train")
     if test is None:
         test_images = _images(train, "t10k") if isinstance(train, (str, os.PathLike)) else train_images

@@ -127,7 +127,6 @@ class ShardedReduction {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  Communicator communicator_;
   Eigen::Index length_ = 0, shard_begin_ = 0, shard_end_ = 0;
 };
 
