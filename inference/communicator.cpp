@@ -1,6 +1,7 @@
 #include "infield/inference/communicator.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <string_view>
 #include <tuple>
@@ -250,6 +251,20 @@ void Communicator::abort(int code) const {
 
 // ------------------------------------------------------------------------ ShardedReduction
 
+#if INFIELD_WITH_MPI
+namespace {
+
+constexpr std::size_t kCacheLine = 64;
+
+/// The first cache-line boundary at or after `p`.
+float* cache_aligned(float* p) {
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  return reinterpret_cast<float*>((address + kCacheLine - 1) / kCacheLine * kCacheLine);
+}
+
+}  // namespace
+#endif
+
 struct ShardedReduction::Impl {
   /// std::uncaught_exceptions() at construction: a destructor run by an exception on this rank
   /// alone must not free the windows (a collective the other ranks never join); the program is
@@ -261,8 +276,8 @@ struct ShardedReduction::Impl {
   MPI_Win contributions = MPI_WIN_NULL, assembled = MPI_WIN_NULL;
   float* own_slot = nullptr;
   std::vector<const float*> slots;  ///< every rank's contribution, in rank order
-  float* shared_full = nullptr;     ///< the assembled vector all ranks map
-  std::vector<int> counts, offsets;  ///< every rank's shard (MPI_Reduce_scatter, MPI_Allgatherv)
+  float* shared_full = nullptr;     ///< result_buffer(): the assembled vector all ranks map
+  std::vector<int> counts, offsets;  ///< every rank's shard
 
   /// The barrier that orders one side's accesses to shared memory before the other's (writes
   /// before the other ranks' reads, and reads before their next writes), with the memory
@@ -305,35 +320,41 @@ ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Inde
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each slot in its rank's memory
-    MPI_Win_allocate_shared(static_cast<MPI_Aint>(length * sizeof(float)), sizeof(float), info,
-                            node, &m.own_slot, &m.contributions);
-    float* unused = nullptr;
-    MPI_Win_allocate_shared(rank == 0 ? static_cast<MPI_Aint>(length * sizeof(float)) : 0,
-                            sizeof(float), info, node, &unused, &m.assembled);
+    // Open MPI places a window's memory 8 bytes past a cache line: each vector starts at the
+    // first cache line inside it (the same offset in every process's mapping, which is
+    // page-aligned), so that shards fall on cache lines and Eigen's vectorised loops peel
+    // alike on every rank and in one process (their rounding depends on alignment).
+    const auto bytes = static_cast<MPI_Aint>(length * sizeof(float) + kCacheLine);
+    float* base = nullptr;
+    MPI_Win_allocate_shared(bytes, sizeof(float), info, node, &base, &m.contributions);
+    m.own_slot = cache_aligned(base);
+    MPI_Win_allocate_shared(rank == 0 ? bytes : 0, sizeof(float), info, node, &base,
+                            &m.assembled);
     MPI_Info_free(&info);
     for (int r = 0; r < size; ++r) {
-      MPI_Aint bytes = 0;
+      MPI_Aint queried = 0;
       int unit = 0;
       float* slot = nullptr;
-      MPI_Win_shared_query(m.contributions, r, &bytes, &unit, &slot);
-      m.slots.push_back(slot);
+      MPI_Win_shared_query(m.contributions, r, &queried, &unit, &slot);
+      m.slots.push_back(cache_aligned(slot));
     }
-    MPI_Aint bytes = 0;
+    MPI_Aint queried = 0;
     int unit = 0;
-    MPI_Win_shared_query(m.assembled, 0, &bytes, &unit, &m.shared_full);
+    MPI_Win_shared_query(m.assembled, 0, &queried, &unit, &base);
+    m.shared_full = cache_aligned(base);
     MPI_Win_lock_all(MPI_MODE_NOCHECK, m.contributions);
     MPI_Win_lock_all(MPI_MODE_NOCHECK, m.assembled);
   } else {  // several machines: MPI's own collectives
     MPI_Comm_free(&node);
-    m.counts.resize(size);
-    m.offsets.resize(size);
-    const long long mine[2] = {shard_begin_, shard_end_ - shard_begin_};
-    std::vector<long long> all(2 * static_cast<std::size_t>(size));
-    MPI_Allgather(mine, 2, MPI_LONG_LONG, all.data(), 2, MPI_LONG_LONG, m.comm);
-    for (int r = 0; r < size; ++r) {
-      m.offsets[r] = static_cast<int>(all[2 * r]);
-      m.counts[r] = static_cast<int>(all[2 * r + 1]);
-    }
+  }
+  m.counts.resize(size);
+  m.offsets.resize(size);
+  const long long mine[2] = {shard_begin_, shard_end_ - shard_begin_};
+  std::vector<long long> all(2 * static_cast<std::size_t>(size));
+  MPI_Allgather(mine, 2, MPI_LONG_LONG, all.data(), 2, MPI_LONG_LONG, m.comm);
+  for (int r = 0; r < size; ++r) {
+    m.offsets[r] = static_cast<int>(all[2 * r]);
+    m.counts[r] = static_cast<int>(all[2 * r + 1]);
   }
 #endif
 }
@@ -352,6 +373,8 @@ void ShardedReduction::release() {
   MPI_Win_free(&impl_->assembled);
   MPI_Comm_free(&impl_->node);
   impl_->node = MPI_COMM_NULL;
+  impl_->own_slot = impl_->shared_full = nullptr;
+  impl_->slots.clear();
   impl_->comm = MPI_COMM_NULL;  // no exchange after release
 #endif
 }
@@ -361,6 +384,14 @@ bool ShardedReduction::shared_memory() const {
   return impl_->node != MPI_COMM_NULL;
 #else
   return false;
+#endif
+}
+
+float* ShardedReduction::result_buffer() {
+#if INFIELD_WITH_MPI
+  return impl_->shared_full;
+#else
+  return nullptr;
 #endif
 }
 
@@ -413,11 +444,18 @@ void ShardedReduction::all_gather(float* full) {
 #if INFIELD_WITH_MPI
   const Impl& m = *impl_;
   if (m.node != MPI_COMM_NULL) {
-    std::copy_n(full + shard_begin_, shard_size(), m.shared_full + shard_begin_);
-    m.fence(m.assembled);
-    std::copy_n(m.shared_full, shard_begin_, full);
-    std::copy_n(m.shared_full + shard_end_, length_ - shard_end_, full + shard_end_);
-    m.fence(m.assembled);  // every rank has read the vector before the next call writes to it
+    if (full == m.shared_full) {  // each owner wrote its shard in place: only the ordering
+      m.fence(m.assembled);
+      return;
+    }
+    // Through the contribution slots (result_buffer() may hold a vector in use): each rank's
+    // shard at its place in its own slot, read from there by the others.
+    std::copy_n(full + shard_begin_, shard_size(), m.own_slot + shard_begin_);
+    m.fence(m.contributions);
+    for (std::size_t r = 0; r < m.slots.size(); ++r)
+      if (m.slots[r] != m.own_slot)
+        std::copy_n(m.slots[r] + m.offsets[r], m.counts[r], full + m.offsets[r]);
+    m.fence(m.contributions);  // every rank has read the slots before they are written again
     return;
   }
   if (m.comm != MPI_COMM_NULL)

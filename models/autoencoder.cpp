@@ -98,9 +98,10 @@ AutoencoderKind parse_autoencoder_kind(const std::string& name) {
 namespace {
 
 template <typename T, typename Net>
-FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vector<T>& params,
-                               const Matrix<T>& data, const Matrix<T>& eps,
-                               Eigen::Index dataset_size, const GradientBlockReady<T>& ready) {
+FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder,
+                               const Eigen::Ref<const Vector<T>>& params, const Matrix<T>& data,
+                               const Matrix<T>& eps, Eigen::Index dataset_size,
+                               const GradientBlockReady<T>& ready, T* gradient_storage) {
   constexpr std::string_view fn = "vae_loss";
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
   const Eigen::Index d = decoder.input_size();
@@ -135,12 +136,16 @@ FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vec
   FisherNetLoss<T> out;
   out.value = kl + 0.5 * (batch * zeta * zeta / p + batch * k * zeta + inv_noise * r2);
   out.reconstruction_error = r2 / (batch * k);
-  out.gradient.resize(params.size());  // every entry is written below
+  if (gradient_storage == nullptr) out.gradient.resize(params.size());
+  // Every entry is written below.
+  Eigen::Map<Vector<T>> all_gradient(gradient_storage != nullptr ? gradient_storage
+                                                                 : out.gradient.data(),
+                                     params.size());
   // One network's backward pass into its part of the gradient (overwritten), reporting its
   // layers' blocks to `ready` at offset `base`; Sequential (the CVAE) reports none.
   auto backward = [&](const Net& net, Eigen::Index base, Eigen::Index count, const auto& net_params,
                       const typename Net::Cache& cache, const Matrix<T>& u, bool input_gradient) {
-    auto gradient = out.gradient.segment(base, count);
+    auto gradient = all_gradient.segment(base, count);
     if constexpr (std::is_same_v<Net, Mlp<T>>)
       return net.vjp(net_params, cache, u, gradient, input_gradient, GradientWrite::kOverwrite,
                      with_base_offset(ready, base));
@@ -154,39 +159,45 @@ FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vec
   gh.rightCols(d) =
       (T(0.5) * (log_var.exp() - T(1)) + T(0.5) * gz.array() * eps.array() * sd.array()).matrix();
   backward(encoder, 0, pe, pen, enc_cache, gh, false);
-  out.gradient[pe + pd] = static_cast<T>(batch * zeta / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
+  all_gradient[pe + pd] =
+      static_cast<T>(batch * zeta / p + 0.5 * batch * k - 0.5 * inv_noise * r2);
   return out;
 }
 
 }  // namespace
 
 template <typename T>
-FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
-                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size,
-                          const GradientBlockReady<T>& ready) {
-  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, ready);
+FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
+                          const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
+                          const Matrix<T>& eps, Eigen::Index dataset_size,
+                          const GradientBlockReady<T>& ready, T* gradient_storage) {
+  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, ready,
+                       gradient_storage);
 }
 
 template <typename T>
 FisherNetLoss<T> vae_loss(const Sequential<T>& encoder, const Sequential<T>& decoder,
-                          const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& eps,
+                          const typename Sequential<T>::ParamsRef& params,
+                          const Matrix<T>& data, const Matrix<T>& eps,
                           Eigen::Index dataset_size) {
-  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, {});
+  return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, {},
+                       static_cast<T*>(nullptr));
 }
 
 template FisherNetLoss<float> vae_loss(const Sequential<float>&, const Sequential<float>&,
-                                       const Vector<float>&, const Matrix<float>&,
+                                       const Sequential<float>::ParamsRef&, const Matrix<float>&,
                                        const Matrix<float>&, Eigen::Index);
 template FisherNetLoss<double> vae_loss(const Sequential<double>&, const Sequential<double>&,
-                                        const Vector<double>&, const Matrix<double>&,
+                                        const Sequential<double>::ParamsRef&, const Matrix<double>&,
                                         const Matrix<double>&, Eigen::Index);
-template FisherNetLoss<float> vae_loss(const Mlp<float>&, const Mlp<float>&, const Vector<float>&,
-                                       const Matrix<float>&, const Matrix<float>&, Eigen::Index,
-                                       const GradientBlockReady<float>&);
+template FisherNetLoss<float> vae_loss(const Mlp<float>&, const Mlp<float>&,
+                                       const Mlp<float>::ParamsRef&, const Matrix<float>&,
+                                       const Matrix<float>&, Eigen::Index,
+                                       const GradientBlockReady<float>&, float*);
 template FisherNetLoss<double> vae_loss(const Mlp<double>&, const Mlp<double>&,
-                                        const Vector<double>&, const Matrix<double>&,
+                                        const Mlp<double>::ParamsRef&, const Matrix<double>&,
                                         const Matrix<double>&, Eigen::Index,
-                                        const GradientBlockReady<double>&);
+                                        const GradientBlockReady<double>&, double*);
 
 Autoencoder::Autoencoder(AutoencoderKind kind, Eigen::Index data_size, Eigen::Index latent,
                          std::vector<Eigen::Index> hidden)
@@ -244,17 +255,27 @@ Vector<float> Autoencoder::initialize(std::uint64_t seed) const {
   return p;
 }
 
-FisherNetLoss<float> Autoencoder::loss(const Vector<float>& params, const Matrix<float>& data,
-                                       const Matrix<float>& n, const Matrix<float>& eta,
-                                       Eigen::Index dataset_size,
-                                       const GradientBlockReady<float>& ready) const {
+FisherNetLoss<float> Autoencoder::loss(const Eigen::Ref<const Vector<float>>& params,
+                                       const Matrix<float>& data, const Matrix<float>& n,
+                                       const Matrix<float>& eta, Eigen::Index dataset_size,
+                                       const GradientBlockReady<float>& ready,
+                                       float* gradient_storage) const {
   switch (kind_) {
     case AutoencoderKind::kFisherNet:
-      return fishernet_step(*encoder_, *decoder_, params, data, n, eta, dataset_size, ready);
+      return fishernet_step(*encoder_, *decoder_, params, data, n, eta, dataset_size, ready,
+                            gradient_storage);
     case AutoencoderKind::kVae:
-      return vae_loss(*encoder_, *decoder_, params, data, eta, dataset_size, ready);
-    case AutoencoderKind::kCvae:
-      return vae_loss(*conv_encoder_, *conv_decoder_, params, data, eta, dataset_size);
+      return vae_loss(*encoder_, *decoder_, params, data, eta, dataset_size, ready,
+                      gradient_storage);
+    case AutoencoderKind::kCvae: {
+      FisherNetLoss<float> out =
+          vae_loss(*conv_encoder_, *conv_decoder_, params, data, eta, dataset_size);
+      if (gradient_storage != nullptr) {
+        std::copy_n(out.gradient.data(), out.gradient.size(), gradient_storage);
+        out.gradient.resize(0);
+      }
+      return out;
+    }
   }
   throw std::logic_error("Autoencoder::loss: unknown kind");
 }
@@ -515,10 +536,24 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
   Vector<float> gradient(p);
   const Communicator& communicator = options.communicator;
   const bool distributed = communicator.size() > 1;
-  // Over ranks, the network's gradient is reduce-scattered and each rank runs Adam on its shard
-  // of the parameters only, then the parameters are all-gathered (ZeRO stage 1): every rank
-  // would otherwise repeat the whole update. The noise parameter's gradient travels with the loss.
-  ShardedReduction exchange(communicator, p - 1);
+  // Over ranks, the gradient is reduce-scattered and each rank runs Adam on its shard of the
+  // network's parameters only, then the parameters are all-gathered (ZeRO stage 1): every rank
+  // would otherwise repeat the whole update. zeta_N's entry rides along unused: its gradient is
+  // summed in double with the loss, and every rank runs its Adam.
+  ShardedReduction exchange(communicator, p);
+  // On one machine the backward pass writes the gradient straight into the exchange's shared
+  // memory, and the parameters live in shared memory that every rank reads in place (the owner
+  // of each shard updates it there): no copy of either per step.
+  float* const contribution = distributed ? exchange.contribution_buffer() : nullptr;
+  float* const shared_params = distributed ? exchange.result_buffer() : nullptr;
+  if (shared_params != nullptr) {
+    std::copy_n(params.data() + exchange.shard_begin(), exchange.shard_size(),
+                shared_params + exchange.shard_begin());
+    exchange.all_gather(shared_params);
+  }
+  // The parameters every step reads; zeta_N is also kept in `params` on every rank.
+  const Eigen::Map<const Vector<float>> current(
+      shared_params != nullptr ? shared_params : params.data(), p);
 
   for (int epoch = state.epochs_done + 1; epoch <= options.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -534,7 +569,12 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
         n.resize(fisher ? rows : 0, k);
         eta.resize(rows, d);
       }
-      for (Eigen::Index i = 0; i < rows; ++i)
+      // Over ranks, each takes a contiguous share of the batch's rows (and copies only those); the
+      // noise is drawn for the whole batch on every rank (from the same streams), so each row gets
+      // the noise it would get in one process.
+      const auto [row_begin, row_end] = communicator.share(static_cast<int>(rows));
+      const Eigen::Index local_rows = row_end - row_begin;
+      for (Eigen::Index i = row_begin; i < row_end; ++i)
         x.row(i) = train.row(order[static_cast<std::size_t>(b * batch + i)]);
       const std::uint64_t step = static_cast<std::uint64_t>(state.steps) + 1;
       // A step too large for zeta_N makes exp(zeta_N) underflow to 0 or overflow (in float from
@@ -548,11 +588,6 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
             std::to_string(epoch) + ", step " + std::to_string(step) +
             " (try a smaller learning rate or noise learning rate)");
       }
-      // Over ranks, each takes a contiguous share of the batch's rows; the noise is drawn for the
-      // whole batch on every rank (from the same streams), so each row gets the noise it would
-      // get in one process.
-      const auto [row_begin, row_end] = communicator.share(static_cast<int>(rows));
-      const Eigen::Index local_rows = row_end - row_begin;
       // Threads work inside each product (over output columns) for the whole batch, or, with
       // batch_parallel, on one chunk of the batch each.
       const int chunks = batch_parallel ? options.threads : 1;
@@ -564,18 +599,13 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       network_adam.begin_step();
       Eigen::Index fused_entries = 0;
       GradientBlockReady<float> adam_on_block;
-      // Over ranks, each block goes where the other ranks read it, while it is in cache.
-      float* const contribution = exchange.contribution_buffer();
       if (chunks == 1 && !distributed)
         adam_on_block = [&](Eigen::Index offset, const float* g, Eigen::Index size) {
           network_adam.update_block(params.data() + offset, g, offset, size, scale);
           fused_entries += size;
         };
-      else if (chunks == 1 && contribution != nullptr)
-        adam_on_block = [&](Eigen::Index offset, const float* g, Eigen::Index size) {
-          std::copy_n(g, size, contribution + offset);
-          fused_entries += size;
-        };
+      // Over ranks on one machine, the whole gradient goes where the other ranks read it.
+      const bool into_contribution = chunks == 1 && contribution != nullptr;
       arena.execute([&] {
         // The noise blocks that hold this rank's rows (all of them in one process).
         const Eigen::Index first_block = row_begin / kNoiseBlockRows;
@@ -602,16 +632,17 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
                                     adam_on_block);
               return;
             }
-            parts[0] = model.loss(params, Matrix<float>(xs),
+            parts[0] = model.loss(current, Matrix<float>(xs),
                                   fisher ? Matrix<float>(n.middleRows(row_begin, local_rows))
                                          : Matrix<float>(),
-                                  Matrix<float>(etas), n_train, adam_on_block);
+                                  Matrix<float>(etas), n_train, {},
+                                  into_contribution ? contribution : nullptr);
             return;
           }
           // A one-thread arena per chunk: the work inside a chunk stays on its thread.
           chunk_arenas[static_cast<std::size_t>(part)]->execute([&] {
             parts[static_cast<std::size_t>(part)] =
-                model.loss(params, Matrix<float>(xs.middleRows(begin, m)),
+                model.loss(current, Matrix<float>(xs.middleRows(begin, m)),
                            fisher ? Matrix<float>(n.middleRows(row_begin + begin, m))
                                   : Matrix<float>(),
                            Matrix<float>(etas.middleRows(begin, m)), n_train);
@@ -636,15 +667,18 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
         });
         g = &gradient;
       }
-      if (distributed) {  // the batch's loss and noise gradient summed over ranks
-        Vector<float>& local = used == 1 ? parts[0].gradient : gradient;
-        if (used == 0) local.setZero();
+      // Over ranks: this rank's gradient, and the batch's loss and noise gradient summed.
+      float* local = nullptr;
+      Vector<float> noise_gradient(1);
+      if (distributed) {
+        local = into_contribution ? contribution
+                                  : (used == 1 ? parts[0].gradient.data() : gradient.data());
+        if (used == 0) std::fill_n(local, p, 0.0F);
         Eigen::VectorXd scalars(2);
         scalars << value, static_cast<double>(local[p - 1]);
         communicator.sum_in_place(scalars);
         value = scalars[0];
-        local[p - 1] = static_cast<float>(scalars[1]);
-        g = &local;
+        noise_gradient[0] = static_cast<float>(scalars[1]);
       }
       // A non-finite gradient makes the parameters, and so the next step's loss, non-finite:
       // checking the loss catches divergence within one step without a pass over the gradient.
@@ -655,18 +689,22 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
                                  std::to_string(step) + " (try a smaller learning rate)");
       }
       if (distributed) {
-        // The network gradient's shard summed over ranks (from the exchange's buffer if the
-        // backward pass put every block there), Adam on this rank's shard piece by piece as the
-        // sum comes out, then the parameters assembled.
-        const bool in_place = fused_entries == p - 1;
+        // The gradient's shard summed over ranks, Adam on this rank's share of the network's
+        // parameters piece by piece as the sum comes out (where they live: shared memory or
+        // `params`), zeta_N's Adam on every rank, then the parameters assembled.
+        float* const updated = shared_params != nullptr ? shared_params : params.data();
         arena.execute([&] {
-          exchange.reduce_scatter(
-              in_place ? contribution : g->data(),
-              [&](Eigen::Index offset, const float* sum, Eigen::Index size) {
-                network_adam.update_block(params.data() + offset, sum, offset, size, scale);
-              });
+          exchange.reduce_scatter(local, [&](Eigen::Index offset, const float* sum,
+                                             Eigen::Index size) {
+            const Eigen::Index network = std::min(size, p - 1 - offset);
+            if (network > 0)
+              network_adam.update_block(updated + offset, sum, offset, network, scale);
+          });
         });
-        exchange.all_gather(params.data());
+        noise_adam.step(params.tail(1), noise_gradient, scale);
+        if (shared_params != nullptr && exchange.shard_end() == p)
+          shared_params[p - 1] = params[p - 1];  // its shard's owner writes it
+        exchange.all_gather(updated);
       } else if (fused_entries == 0) {  // batch chunks, or a model that reports no blocks (CVAE)
         arena.execute([&] {
           network_adam.update_block(params.data(), g->data(), 0, p - 1, scale);
@@ -676,7 +714,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
                                std::to_string(fused_entries) + " of " + std::to_string(p - 1) +
                                " network gradient entries");
       }
-      noise_adam.step(params.tail(1), g->tail(1), scale);
+      if (!distributed) noise_adam.step(params.tail(1), g->tail(1), scale);
       state.steps = network_adam.steps();
       loss_sum += value;
       seen += rows;
@@ -689,6 +727,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (shared_params != nullptr) std::copy_n(shared_params, p, params.data());
     EpochRecord record;
     record.epoch = epoch;
     record.train_loss = loss_sum / static_cast<double>(n_train);
@@ -703,8 +742,14 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
     state.network_v = network_adam.second_moment();
     // Each rank's moments are current on its shard only: assembled for the checkpoint (a resumed
     // run restores them whole on every rank).
-    exchange.all_gather(state.network_m.data());
-    exchange.all_gather(state.network_v.data());
+    if (distributed) {
+      Vector<float> moment(p);
+      for (Vector<float>* m : {&state.network_m, &state.network_v}) {
+        moment << *m, 0.0F;
+        exchange.all_gather(moment.data());
+        *m = moment.head(p - 1);
+      }
+    }
     state.noise_m = noise_adam.first_moment();
     state.noise_v = noise_adam.second_moment();
     if (callbacks.on_epoch) callbacks.on_epoch(state);

@@ -44,15 +44,18 @@ AutoencoderKind parse_autoencoder_kind(const std::string& name);
 ///         + 0.5 sum_i [ zeta^2 / p + k zeta + exp(-zeta) |d_i - f(z_i)|^2 ],
 ///
 /// with its gradient (reparametrisation: eps (B x D, standard normal) fixed).
-/// `ready` as in fishernet_step.
+/// `ready` and `gradient_storage` as in fishernet_step.
 template <typename T>
-FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
-                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size,
-                          const GradientBlockReady<T>& ready = {});
+FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
+                          const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
+                          const Matrix<T>& eps, Eigen::Index dataset_size,
+                          const GradientBlockReady<T>& ready = {},
+                          T* gradient_storage = nullptr);
 /// The same loss for the CVAE's convolutional encoder and decoder.
 template <typename T>
 FisherNetLoss<T> vae_loss(const Sequential<T>& encoder, const Sequential<T>& decoder,
-                          const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& eps,
+                          const typename Sequential<T>::ParamsRef& params,
+                          const Matrix<T>& data, const Matrix<T>& eps,
                           Eigen::Index dataset_size);
 
 /// An autoencoder of Appendix A's shape; float32 for training. FisherNet and the VAE use dense
@@ -87,11 +90,13 @@ class Autoencoder {
   /// Loss and gradient summed over the rows of `data`, with the model's random numbers: n (rows x
   /// data_size, FisherNet only; may be empty for the VAE) and eta (rows x latent). FisherNet and
   /// the VAE call `ready` with every layer's block of the gradient as it is finished (see
-  /// fishernet_step); the CVAE does not call it.
-  FisherNetLoss<float> loss(const Vector<float>& params, const Matrix<float>& data,
-                            const Matrix<float>& n, const Matrix<float>& eta,
-                            Eigen::Index dataset_size,
-                            const GradientBlockReady<float>& ready = {}) const;
+  /// fishernet_step); the CVAE does not call it. With `gradient_storage` (parameter_count()
+  /// values) the gradient goes there and the result's is left empty, as in fishernet_step.
+  FisherNetLoss<float> loss(const Eigen::Ref<const Vector<float>>& params,
+                            const Matrix<float>& data, const Matrix<float>& n,
+                            const Matrix<float>& eta, Eigen::Index dataset_size,
+                            const GradientBlockReady<float>& ready = {},
+                            float* gradient_storage = nullptr) const;
   /// The latent mean mu_i of every row (the encoder's mean for the VAE).
   Matrix<float> encode_mean(const Vector<float>& params, const Matrix<float>& data) const;
   /// Per datum, the latent covariance as a row of D * D values (row-major): M_i^{-1} at mu_i for

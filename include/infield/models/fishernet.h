@@ -154,11 +154,15 @@ FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, co
 /// standard-normal n (B x k) and eta (B x D) by `latent_residuals`, then Eq. 25 as in
 /// fishernet_loss, reusing the encoder's forward pass. `ready`, when given, is called with every
 /// layer's block of the gradient (offsets in params) as the backward pass finishes it; zeta_N's
-/// entry is not reported.
+/// entry is not reported. `gradient_storage`, when given (params.size() values), receives the
+/// gradient instead of the result's `gradient`, which is then left empty: data-parallel training
+/// has the backward pass write straight into memory that the other ranks read. params may be any
+/// contiguous vector (memory shared by ranks, say) and binds without a copy.
 template <typename T>
 FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
-                                const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& n,
-                                const Matrix<T>& eta, Eigen::Index dataset_size,
-                                const GradientBlockReady<T>& ready = {});
+                                const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
+                                const Matrix<T>& n, const Matrix<T>& eta,
+                                Eigen::Index dataset_size, const GradientBlockReady<T>& ready = {},
+                                T* gradient_storage = nullptr);
 
 }  // namespace infield::neural
