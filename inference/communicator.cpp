@@ -273,10 +273,9 @@ struct ShardedReduction::Impl {
 #if INFIELD_WITH_MPI
   MPI_Comm comm = MPI_COMM_NULL;
   MPI_Comm node = MPI_COMM_NULL;  ///< all ranks, when they share one machine
-  MPI_Win contributions = MPI_WIN_NULL, assembled = MPI_WIN_NULL;
+  MPI_Win contributions = MPI_WIN_NULL;
   float* own_slot = nullptr;
   std::vector<const float*> slots;  ///< every rank's contribution, in rank order
-  float* shared_full = nullptr;     ///< result_buffer(): the assembled vector all ranks map
   std::vector<int> counts, offsets;  ///< every rank's shard
 
   /// The barrier that orders one side's accesses to shared memory before the other's (writes
@@ -328,8 +327,6 @@ ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Inde
     float* base = nullptr;
     MPI_Win_allocate_shared(bytes, sizeof(float), info, node, &base, &m.contributions);
     m.own_slot = cache_aligned(base);
-    MPI_Win_allocate_shared(rank == 0 ? bytes : 0, sizeof(float), info, node, &base,
-                            &m.assembled);
     MPI_Info_free(&info);
     for (int r = 0; r < size; ++r) {
       MPI_Aint queried = 0;
@@ -338,12 +335,7 @@ ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Inde
       MPI_Win_shared_query(m.contributions, r, &queried, &unit, &slot);
       m.slots.push_back(cache_aligned(slot));
     }
-    MPI_Aint queried = 0;
-    int unit = 0;
-    MPI_Win_shared_query(m.assembled, 0, &queried, &unit, &base);
-    m.shared_full = cache_aligned(base);
     MPI_Win_lock_all(MPI_MODE_NOCHECK, m.contributions);
-    MPI_Win_lock_all(MPI_MODE_NOCHECK, m.assembled);
   } else {  // several machines: MPI's own collectives
     MPI_Comm_free(&node);
   }
@@ -368,12 +360,10 @@ void ShardedReduction::release() {
 #if INFIELD_WITH_MPI
   if (!impl_ || impl_->node == MPI_COMM_NULL) return;
   MPI_Win_unlock_all(impl_->contributions);
-  MPI_Win_unlock_all(impl_->assembled);
   MPI_Win_free(&impl_->contributions);
-  MPI_Win_free(&impl_->assembled);
   MPI_Comm_free(&impl_->node);
   impl_->node = MPI_COMM_NULL;
-  impl_->own_slot = impl_->shared_full = nullptr;
+  impl_->own_slot = nullptr;
   impl_->slots.clear();
   impl_->comm = MPI_COMM_NULL;  // no exchange after release
 #endif
@@ -384,14 +374,6 @@ bool ShardedReduction::shared_memory() const {
   return impl_->node != MPI_COMM_NULL;
 #else
   return false;
-#endif
-}
-
-float* ShardedReduction::result_buffer() {
-#if INFIELD_WITH_MPI
-  return impl_->shared_full;
-#else
-  return nullptr;
 #endif
 }
 
@@ -444,12 +426,8 @@ void ShardedReduction::all_gather(float* full) {
 #if INFIELD_WITH_MPI
   const Impl& m = *impl_;
   if (m.node != MPI_COMM_NULL) {
-    if (full == m.shared_full) {  // each owner wrote its shard in place: only the ordering
-      m.fence(m.assembled);
-      return;
-    }
-    // Through the contribution slots (result_buffer() may hold a vector in use): each rank's
-    // shard at its place in its own slot, read from there by the others.
+    // Through the contribution slots: each rank's shard at its place in its own slot, read from
+    // there by the others.
     std::copy_n(full + shard_begin_, shard_size(), m.own_slot + shard_begin_);
     m.fence(m.contributions);
     for (std::size_t r = 0; r < m.slots.size(); ++r)

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace infield {
 
@@ -63,13 +64,28 @@ inline void check_argument(bool condition, std::string_view function, std::strin
     detail::throw_invalid_argument(function, argument, message);
 }
 
+/// True if every entry of `values` is finite. A matrix or array with its own storage is read
+/// in memory order: Eigen's allFinite() walks a row-major matrix column by column, 10 times
+/// slower (0.25 s for the 60,000 x 784 training images).
+template <typename Derived>
+bool all_finite(const Eigen::DenseBase<Derived>& values) {
+  const Derived& v = values.derived();
+  if constexpr (std::is_base_of_v<Eigen::PlainObjectBase<Derived>, Derived>) {
+    using Scalar = typename Derived::Scalar;
+    return Eigen::Map<const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>>(v.data(), v.size())
+        .allFinite();
+  } else {
+    return v.allFinite();
+  }
+}
+
 /// Throws InvalidArgument unless every entry of `values` is finite (no NaN, no Inf); the message
 /// names the argument, the first bad index and its value.
 template <typename Derived>
 void check_finite(const Eigen::DenseBase<Derived>& values, std::string_view function,
                   std::string_view argument) {
   const auto& v = values.derived();
-  if (v.allFinite()) [[likely]]
+  if (all_finite(v)) [[likely]]
     return;
   for (Eigen::Index i = 0; i < v.size(); ++i) {
     const double x = static_cast<double>(v.data()[i]);

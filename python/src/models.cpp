@@ -57,7 +57,7 @@ FloatMatrix images_of(py::handle h, Eigen::Index columns, const char* what) {
     throw py::value_error(std::string(what) + ": the images have " + std::to_string(pixels) +
                           " pixels, the model's data size is " + std::to_string(columns));
   FloatMatrix m = Eigen::Map<const FloatMatrix>(a.data(), n, pixels);
-  if (!m.allFinite()) throw py::value_error(std::string(what) + ": the images hold non-finite values");
+  if (!all_finite(m)) throw py::value_error(std::string(what) + ": the images hold non-finite values");
   return m;
 }
 

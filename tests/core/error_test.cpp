@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <utility>
+
 #include "infield/domain.h"
 
 namespace infield {
@@ -31,6 +35,25 @@ TEST(Errors, CheckFiniteNamesTheArgumentAndTheFirstBadEntry) {
   EXPECT_THROW(check_finite(std::nan(""), "fn", "x"), InvalidArgument);
   EXPECT_THROW(check_positive(0.0, "fn", "x"), InvalidArgument);
   EXPECT_NO_THROW(check_positive(1e-300, "fn", "x"));
+}
+
+TEST(Errors, AllFiniteFindsEveryNonFiniteEntryOfAnyLayout) {
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  RowMajor images = RowMajor::Constant(7, 13, 0.5F);
+  EXPECT_TRUE(all_finite(images));
+  EXPECT_TRUE(all_finite(images.middleRows(2, 3)));  // an expression: Eigen's own walk
+  for (const float bad : {std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity(), std::nanf("")}) {
+    for (const auto& [row, col] : {std::pair{0, 0}, std::pair{6, 12}, std::pair{3, 5}}) {
+      RowMajor m = images;
+      m(row, col) = bad;
+      EXPECT_FALSE(all_finite(m)) << row << ", " << col;
+      EXPECT_EQ(all_finite(m.middleRows(2, 3)), row < 2 || row > 4) << row;
+      Eigen::MatrixXf column_major = m;
+      EXPECT_FALSE(all_finite(column_major));
+    }
+  }
+  EXPECT_TRUE(all_finite(Eigen::VectorXd()));  // empty
 }
 
 TEST(Errors, DomainMismatchPrintsBothSpaces) {

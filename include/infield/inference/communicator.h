@@ -121,18 +121,9 @@ class ShardedReduction {
   using ShardConsumer = std::function<void(Eigen::Index offset, const float* sum, Eigen::Index size)>;
   void reduce_scatter(const float* contribution, const ShardConsumer& consume);
   /// `full` (length() values) assembled from every rank's shard of its own `full`: afterwards
-  /// every rank holds each shard as its owner had it. With full == result_buffer() nothing is
-  /// copied: the call only orders each owner's writes to its shard there before every rank's
-  /// reads. Any other `full` passes through the contribution buffers (free between reduce_scatter
-  /// calls).
+  /// every rank holds each shard as its owner had it. In shared memory the shards pass through
+  /// the contribution buffers, which must then be free (between reduce_scatter calls).
   void all_gather(float* full);
-  /// Memory of length() values that every rank reads in place (shared memory), or nullptr: a
-  /// vector kept here (data-parallel training's parameters) has each owner update its shard in
-  /// place and is assembled by all_gather(result_buffer()) without a copy. A rank writes only its
-  /// own shard, and only between the start of a reduce_scatter() (which waits until every
-  /// rank has made its contribution, so has finished reading the previous vector) and the next
-  /// all_gather().
-  float* result_buffer();
 
  private:
   struct Impl;
