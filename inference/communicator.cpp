@@ -320,20 +320,23 @@ ShardedReduction::ShardedReduction(const Communicator& communicator, Eigen::Inde
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each slot in its rank's memory
     // Open MPI places a window's memory 8 bytes past a cache line: each vector starts at the
-    // first cache line inside it (the same offset in every process's mapping, which is
-    // page-aligned), so that shards fall on cache lines and Eigen's vectorised loops peel
-    // alike on every rank and in one process (their rounding depends on alignment).
+    // first cache line inside it, so that shards fall on cache lines and Eigen's vectorised
+    // loops peel alike on every rank and in one process (their rounding depends on alignment).
+    // Each rank finds that offset in its own mapping and tells the others (theirs may differ).
     const auto bytes = static_cast<MPI_Aint>(length * sizeof(float) + kCacheLine);
     float* base = nullptr;
     MPI_Win_allocate_shared(bytes, sizeof(float), info, node, &base, &m.contributions);
     m.own_slot = cache_aligned(base);
     MPI_Info_free(&info);
+    const int own_pad = static_cast<int>(m.own_slot - base);
+    std::vector<int> pads(static_cast<std::size_t>(size));
+    MPI_Allgather(&own_pad, 1, MPI_INT, pads.data(), 1, MPI_INT, node);
     for (int r = 0; r < size; ++r) {
       MPI_Aint queried = 0;
       int unit = 0;
       float* slot = nullptr;
       MPI_Win_shared_query(m.contributions, r, &queried, &unit, &slot);
-      m.slots.push_back(cache_aligned(slot));
+      m.slots.push_back(slot + pads[static_cast<std::size_t>(r)]);
     }
     MPI_Win_lock_all(MPI_MODE_NOCHECK, m.contributions);
   } else {  // several machines: MPI's own collectives

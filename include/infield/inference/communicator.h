@@ -109,8 +109,10 @@ class ShardedReduction {
   bool shared_memory() const;
 
   /// Memory of length() values that the other ranks read in place (shared memory), or nullptr:
-  /// a contribution written here (block by block, say, while it is still in cache) is passed to
-  /// reduce_scatter() without a copy. Free from the end of one reduce_scatter() to the next.
+  /// a contribution written here (by the backward pass, say, while it is still in cache) is
+  /// passed to reduce_scatter() without a copy. Free from the return of reduce_scatter(), or of
+  /// the all_gather() that follows it, until the next reduce_scatter(); all_gather() writes this
+  /// rank's shard of it.
   float* contribution_buffer();
   /// `shard_sum` (shard_size() values) = the sum over ranks of `contribution` (length() values,
   /// or contribution_buffer()) on this rank's shard, added in rank order.
@@ -122,7 +124,8 @@ class ShardedReduction {
   void reduce_scatter(const float* contribution, const ShardConsumer& consume);
   /// `full` (length() values) assembled from every rank's shard of its own `full`: afterwards
   /// every rank holds each shard as its owner had it. In shared memory the shards pass through
-  /// the contribution buffers, which must then be free (between reduce_scatter calls).
+  /// the contribution buffers: call it after reduce_scatter() has returned, not between writing
+  /// a contribution and reducing it.
   void all_gather(float* full);
 
  private:

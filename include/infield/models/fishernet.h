@@ -157,7 +157,7 @@ FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, co
 /// entry is not reported. `gradient_storage`, when given (params.size() values), receives the
 /// gradient instead of the result's `gradient`, which is then left empty: data-parallel training
 /// has the backward pass write straight into memory that the other ranks read. params may be any
-/// contiguous vector (memory shared by ranks, say) and binds without a copy.
+/// contiguous vector and binds without a copy.
 template <typename T>
 FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
                                 const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
