@@ -98,10 +98,10 @@ AutoencoderKind parse_autoencoder_kind(const std::string& name) {
 namespace {
 
 template <typename T, typename Net>
-FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder,
-                               const Eigen::Ref<const Vector<T>>& params, const Matrix<T>& data,
-                               const Matrix<T>& eps, Eigen::Index dataset_size,
-                               const GradientBlockReady<T>& ready, T* gradient_storage) {
+FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder, const Vector<T>& params,
+                               const Matrix<T>& data, const Matrix<T>& eps,
+                               Eigen::Index dataset_size, const GradientBlockReady<T>& ready,
+                               T* gradient_storage) {
   constexpr std::string_view fn = "vae_loss";
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
   const Eigen::Index d = decoder.input_size();
@@ -136,11 +136,8 @@ FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder,
   FisherNetLoss<T> out;
   out.value = kl + 0.5 * (batch * zeta * zeta / p + batch * k * zeta + inv_noise * r2);
   out.reconstruction_error = r2 / (batch * k);
-  if (gradient_storage == nullptr) out.gradient.resize(params.size());
   // Every entry is written below.
-  Eigen::Map<Vector<T>> all_gradient(gradient_storage != nullptr ? gradient_storage
-                                                                 : out.gradient.data(),
-                                     params.size());
+  auto all_gradient = out.gradient_destination(gradient_storage, params.size());
   // One network's backward pass into its part of the gradient (overwritten), reporting its
   // layers' blocks to `ready` at offset `base`; Sequential (the CVAE) reports none.
   auto backward = [&](const Net& net, Eigen::Index base, Eigen::Index count, const auto& net_params,
@@ -167,9 +164,8 @@ FisherNetLoss<T> vae_loss_impl(const Net& encoder, const Net& decoder,
 }  // namespace
 
 template <typename T>
-FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
-                          const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
-                          const Matrix<T>& eps, Eigen::Index dataset_size,
+FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
+                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size,
                           const GradientBlockReady<T>& ready, T* gradient_storage) {
   return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, ready,
                        gradient_storage);
@@ -177,25 +173,23 @@ FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
 
 template <typename T>
 FisherNetLoss<T> vae_loss(const Sequential<T>& encoder, const Sequential<T>& decoder,
-                          const typename Sequential<T>::ParamsRef& params,
-                          const Matrix<T>& data, const Matrix<T>& eps,
+                          const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& eps,
                           Eigen::Index dataset_size) {
   return vae_loss_impl(encoder, decoder, params, data, eps, dataset_size, {},
                        static_cast<T*>(nullptr));
 }
 
 template FisherNetLoss<float> vae_loss(const Sequential<float>&, const Sequential<float>&,
-                                       const Sequential<float>::ParamsRef&, const Matrix<float>&,
+                                       const Vector<float>&, const Matrix<float>&,
                                        const Matrix<float>&, Eigen::Index);
 template FisherNetLoss<double> vae_loss(const Sequential<double>&, const Sequential<double>&,
-                                        const Sequential<double>::ParamsRef&, const Matrix<double>&,
+                                        const Vector<double>&, const Matrix<double>&,
                                         const Matrix<double>&, Eigen::Index);
-template FisherNetLoss<float> vae_loss(const Mlp<float>&, const Mlp<float>&,
-                                       const Mlp<float>::ParamsRef&, const Matrix<float>&,
-                                       const Matrix<float>&, Eigen::Index,
+template FisherNetLoss<float> vae_loss(const Mlp<float>&, const Mlp<float>&, const Vector<float>&,
+                                       const Matrix<float>&, const Matrix<float>&, Eigen::Index,
                                        const GradientBlockReady<float>&, float*);
 template FisherNetLoss<double> vae_loss(const Mlp<double>&, const Mlp<double>&,
-                                        const Mlp<double>::ParamsRef&, const Matrix<double>&,
+                                        const Vector<double>&, const Matrix<double>&,
                                         const Matrix<double>&, Eigen::Index,
                                         const GradientBlockReady<double>&, double*);
 
@@ -255,9 +249,9 @@ Vector<float> Autoencoder::initialize(std::uint64_t seed) const {
   return p;
 }
 
-FisherNetLoss<float> Autoencoder::loss(const Eigen::Ref<const Vector<float>>& params,
-                                       const Matrix<float>& data, const Matrix<float>& n,
-                                       const Matrix<float>& eta, Eigen::Index dataset_size,
+FisherNetLoss<float> Autoencoder::loss(const Vector<float>& params, const Matrix<float>& data,
+                                       const Matrix<float>& n, const Matrix<float>& eta,
+                                       Eigen::Index dataset_size,
                                        const GradientBlockReady<float>& ready,
                                        float* gradient_storage) const {
   switch (kind_) {
@@ -267,15 +261,9 @@ FisherNetLoss<float> Autoencoder::loss(const Eigen::Ref<const Vector<float>>& pa
     case AutoencoderKind::kVae:
       return vae_loss(*encoder_, *decoder_, params, data, eta, dataset_size, ready,
                       gradient_storage);
-    case AutoencoderKind::kCvae: {
-      FisherNetLoss<float> out =
-          vae_loss(*conv_encoder_, *conv_decoder_, params, data, eta, dataset_size);
-      if (gradient_storage != nullptr) {
-        std::copy_n(out.gradient.data(), out.gradient.size(), gradient_storage);
-        out.gradient.resize(0);
-      }
-      return out;
-    }
+    case AutoencoderKind::kCvae:
+      return vae_loss_impl(*conv_encoder_, *conv_decoder_, params, data, eta, dataset_size, {},
+                           gradient_storage);
   }
   throw std::logic_error("Autoencoder::loss: unknown kind");
 }
@@ -545,6 +533,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
   // memory (no copy). The parameters stay in each rank's own memory: read in place from shared
   // memory, where their owner writes them, the forward pass was 4% slower (measured on 2 ranks).
   float* const contribution = distributed ? exchange.contribution_buffer() : nullptr;
+  Vector<float> noise_gradient(1);  // over ranks, the batch's, summed
 
   for (int epoch = state.epochs_done + 1; epoch <= options.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -660,7 +649,6 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
       }
       // Over ranks: this rank's gradient, and the batch's loss and noise gradient summed.
       float* local = nullptr;
-      Vector<float> noise_gradient(1);
       if (distributed) {
         local = into_contribution ? contribution
                                   : (used == 1 ? parts[0].gradient.data() : gradient.data());

@@ -689,7 +689,7 @@ namespace {
 /// Checks the arguments shared by fishernet_loss and fishernet_step.
 template <typename T>
 void check_loss_arguments(std::string_view fn, const Mlp<T>& encoder, const Mlp<T>& decoder,
-                          const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
+                          const Vector<T>& params, const Matrix<T>& data,
                           Eigen::Index dataset_size) {
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
   check_argument(params.size() == pe + pd + 1, fn, "params",
@@ -705,9 +705,8 @@ void check_loss_arguments(std::string_view fn, const Mlp<T>& encoder, const Mlp<
 /// Eq. 25 and its gradient given the encoder's forward pass (mu and its cache) and the residuals.
 template <typename T>
 FisherNetLoss<T> loss_given_mean(const Mlp<T>& encoder, const Mlp<T>& decoder,
-                                 const typename Mlp<T>::ParamsRef& params,
-                                 const Matrix<T>& data, const Matrix<T>& mu,
-                                 const typename Mlp<T>::Cache& enc_cache,
+                                 const Vector<T>& params, const Matrix<T>& data,
+                                 const Matrix<T>& mu, const typename Mlp<T>::Cache& enc_cache,
                                  const Matrix<T>& residuals, Eigen::Index dataset_size,
                                  const GradientBlockReady<T>& ready = {},
                                  T* gradient_storage = nullptr) {
@@ -730,11 +729,8 @@ FisherNetLoss<T> loss_given_mean(const Mlp<T>& encoder, const Mlp<T>& decoder,
   const double zd = static_cast<double>(zeta);
   out.value = 0.5 * (z2 + batch * zd * zd / p + batch * k * zd + inv_noise * r2);
   out.reconstruction_error = r2 / (batch * k);
-  if (gradient_storage == nullptr) out.gradient.resize(params.size());
   // Every entry is written below.
-  Eigen::Map<Vector<T>> gradient(gradient_storage != nullptr ? gradient_storage
-                                                             : out.gradient.data(),
-                                 params.size());
+  auto gradient = out.gradient_destination(gradient_storage, params.size());
   // d/df = -exp(-zeta) r; through the decoder to its parameters and to z.
   const Matrix<T> gz = decoder.vjp(pdec, dec_cache, (-static_cast<T>(inv_noise)) * r,
                                    gradient.segment(pe, pd), true, GradientWrite::kOverwrite,
@@ -764,10 +760,9 @@ FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
 
 template <typename T>
 FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
-                                const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
-                                const Matrix<T>& n, const Matrix<T>& eta,
-                                Eigen::Index dataset_size, const GradientBlockReady<T>& ready,
-                                T* gradient_storage) {
+                                const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& n,
+                                const Matrix<T>& eta, Eigen::Index dataset_size,
+                                const GradientBlockReady<T>& ready, T* gradient_storage) {
   constexpr std::string_view fn = "fishernet_step";
   check_loss_arguments(fn, encoder, decoder, params, data, dataset_size);
   const Eigen::Index pe = encoder.parameter_count(), pd = decoder.parameter_count();
@@ -850,14 +845,14 @@ template FisherNetLoss<double> fishernet_loss(const Mlp<double>&, const Mlp<doub
                                               const Vector<double>&, const Matrix<double>&,
                                               const Matrix<double>&, Eigen::Index);
 template FisherNetLoss<float> fishernet_step(const Mlp<float>&, const Mlp<float>&,
-                                             const Mlp<float>::ParamsRef&,
+                                             const Vector<float>&, const Matrix<float>&,
                                              const Matrix<float>&, const Matrix<float>&,
-                                             const Matrix<float>&, Eigen::Index,
-                                             const GradientBlockReady<float>&, float*);
+                                             Eigen::Index, const GradientBlockReady<float>&,
+                                             float*);
 template FisherNetLoss<double> fishernet_step(const Mlp<double>&, const Mlp<double>&,
-                                             const Mlp<double>::ParamsRef&,
-                                             const Matrix<double>&, const Matrix<double>&,
-                                             const Matrix<double>&, Eigen::Index,
-                                             const GradientBlockReady<double>&, double*);
+                                              const Vector<double>&, const Matrix<double>&,
+                                              const Matrix<double>&, const Matrix<double>&,
+                                              Eigen::Index, const GradientBlockReady<double>&,
+                                              double*);
 
 }  // namespace infield::neural

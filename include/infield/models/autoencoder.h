@@ -46,16 +46,14 @@ AutoencoderKind parse_autoencoder_kind(const std::string& name);
 /// with its gradient (reparametrisation: eps (B x D, standard normal) fixed).
 /// `ready` and `gradient_storage` as in fishernet_step.
 template <typename T>
-FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder,
-                          const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
-                          const Matrix<T>& eps, Eigen::Index dataset_size,
+FisherNetLoss<T> vae_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
+                          const Matrix<T>& data, const Matrix<T>& eps, Eigen::Index dataset_size,
                           const GradientBlockReady<T>& ready = {},
                           T* gradient_storage = nullptr);
 /// The same loss for the CVAE's convolutional encoder and decoder.
 template <typename T>
 FisherNetLoss<T> vae_loss(const Sequential<T>& encoder, const Sequential<T>& decoder,
-                          const typename Sequential<T>::ParamsRef& params,
-                          const Matrix<T>& data, const Matrix<T>& eps,
+                          const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& eps,
                           Eigen::Index dataset_size);
 
 /// An autoencoder of Appendix A's shape; float32 for training. FisherNet and the VAE use dense
@@ -92,9 +90,9 @@ class Autoencoder {
   /// the VAE call `ready` with every layer's block of the gradient as it is finished (see
   /// fishernet_step); the CVAE does not call it. With `gradient_storage` (parameter_count()
   /// values) the gradient goes there and the result's is left empty, as in fishernet_step.
-  FisherNetLoss<float> loss(const Eigen::Ref<const Vector<float>>& params,
-                            const Matrix<float>& data, const Matrix<float>& n,
-                            const Matrix<float>& eta, Eigen::Index dataset_size,
+  FisherNetLoss<float> loss(const Vector<float>& params, const Matrix<float>& data,
+                            const Matrix<float>& n, const Matrix<float>& eta,
+                            Eigen::Index dataset_size,
                             const GradientBlockReady<float>& ready = {},
                             float* gradient_storage = nullptr) const;
   /// The latent mean mu_i of every row (the encoder's mean for the VAE).

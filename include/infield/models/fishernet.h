@@ -144,6 +144,16 @@ struct FisherNetLoss {
   double value = 0.0;
   Vector<T> gradient;
   double reconstruction_error = 0.0;  ///< sum_i |d_i - f(z_i*)|^2 / (B k)
+
+  /// Where a loss writes its gradient of `size` entries: `storage` if given (`gradient` then
+  /// stays empty), else `gradient`, sized.
+  Eigen::Map<Vector<T>> gradient_destination(T* storage, Eigen::Index size) {
+    if (storage == nullptr) {
+      gradient.resize(size);
+      storage = gradient.data();
+    }
+    return Eigen::Map<Vector<T>>(storage, size);
+  }
 };
 template <typename T>
 FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, const Vector<T>& params,
@@ -156,13 +166,12 @@ FisherNetLoss<T> fishernet_loss(const Mlp<T>& encoder, const Mlp<T>& decoder, co
 /// layer's block of the gradient (offsets in params) as the backward pass finishes it; zeta_N's
 /// entry is not reported. `gradient_storage`, when given (params.size() values), receives the
 /// gradient instead of the result's `gradient`, which is then left empty: data-parallel training
-/// has the backward pass write straight into memory that the other ranks read. params may be any
-/// contiguous vector and binds without a copy.
+/// has the backward pass write straight into memory that the other ranks read.
 template <typename T>
 FisherNetLoss<T> fishernet_step(const Mlp<T>& encoder, const Mlp<T>& decoder,
-                                const typename Mlp<T>::ParamsRef& params, const Matrix<T>& data,
-                                const Matrix<T>& n, const Matrix<T>& eta,
-                                Eigen::Index dataset_size, const GradientBlockReady<T>& ready = {},
+                                const Vector<T>& params, const Matrix<T>& data, const Matrix<T>& n,
+                                const Matrix<T>& eta, Eigen::Index dataset_size,
+                                const GradientBlockReady<T>& ready = {},
                                 T* gradient_storage = nullptr);
 
 }  // namespace infield::neural
