@@ -528,7 +528,7 @@ TrainingCheckpoint train_autoencoder(const Autoencoder& model, const TrainingOpt
   // network's parameters only, then the parameters are all-gathered (ZeRO stage 1): every rank
   // would otherwise repeat the whole update. zeta_N's entry rides along unused: its gradient is
   // summed in double with the loss, and every rank runs its Adam.
-  ShardedReduction exchange(communicator, p);
+  ShardedReduction exchange(communicator, p, options.exchange);
   // On one machine the backward pass writes the gradient straight into the exchange's shared
   // memory (no copy). The parameters stay in each rank's own memory: read in place from shared
   // memory, where their owner writes them, the forward pass was 4% slower (measured on 2 ranks).

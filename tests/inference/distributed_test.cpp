@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "infield/inference/communicator.h"
 #include "infield/inference/mgvi.h"
 #include "infield/linear_operators.h"
+#include "infield/models/autoencoder.h"
 #include "test_problems.h"
 
 namespace infield {
@@ -253,6 +255,53 @@ TEST(DistributedMgvi, AFailureWhileDrawingReachesEveryRank) {
     EXPECT_THROW(optimize_kl(h, Field::zeros(unstructured(1)), options), InvalidArgument);
   } else {
     EXPECT_THROW(optimize_kl(h, Field::zeros(unstructured(1)), options), std::runtime_error);
+  }
+}
+
+// Data-parallel training of FisherNet and the VAE: over all ranks, through shared memory (ranks
+// on one machine) and through MPI's collectives (the path of ranks on several machines, taken
+// here on one), each epoch's loss and test MSE and the final parameters are one process's up to
+// float rounding, and every rank ends with the same parameters to the last bit.
+TEST(DistributedTraining, BothTransportsFollowOneProcesssTrajectory) {
+  using neural::Matrix;
+  std::mt19937_64 rng(3);  // the same data on every rank
+  std::uniform_real_distribution<float> pixel(0.0F, 1.0F);
+  Matrix<float> train(120, 36), test(30, 36);
+  for (float& v : train.reshaped()) v = pixel(rng);
+  for (float& v : test.reshaped()) v = pixel(rng);
+  for (neural::AutoencoderKind kind :
+       {neural::AutoencoderKind::kFisherNet, neural::AutoencoderKind::kVae}) {
+    const neural::Autoencoder model(kind, 36, 3, {20});
+    neural::TrainingOptions options;
+    options.epochs = 2;
+    options.batch = 24;  // 12 or 8 rows per rank on 2 or 3 ranks
+    options.learning_rate = 2e-3;
+    options.seed = 7;
+    const auto one = neural::train_autoencoder(model, options, train, test,
+                                               neural::start_training(model, options, 120), {});
+    for (ShardedReduction::Transport transport :
+         {ShardedReduction::Transport::kAutomatic, ShardedReduction::Transport::kMessages}) {
+      SCOPED_TRACE(::testing::Message()
+                   << neural::autoencoder_kind_name(kind) << ", transport "
+                   << (transport == ShardedReduction::Transport::kMessages ? "messages"
+                                                                           : "automatic"));
+      neural::TrainingOptions over_ranks = options;
+      over_ranks.communicator = world();
+      over_ranks.exchange = transport;
+      const auto ranks = neural::train_autoencoder(
+          model, over_ranks, train, test, neural::start_training(model, over_ranks, 120), {});
+      EXPECT_EQ(ranks.history.size(), one.history.size());
+      for (std::size_t e = 0; e < std::min(ranks.history.size(), one.history.size()); ++e) {
+        EXPECT_NEAR(ranks.history[e].train_loss, one.history[e].train_loss,
+                    1e-4 * std::abs(one.history[e].train_loss));
+        EXPECT_NEAR(ranks.history[e].test_mse, one.history[e].test_mse,
+                    1e-4 * one.history[e].test_mse);
+      }
+      const Eigen::VectorXd mine = ranks.params.cast<double>();
+      EXPECT_LE(relative(mine, one.params.cast<double>()), 1e-4);
+      for (const Eigen::VectorXd& other : world().all_gather({mine}, mine.size()))
+        EXPECT_EQ(other, mine);
+    }
   }
 }
 

@@ -143,6 +143,10 @@ struct TrainingOptions {
   /// batch up to float rounding. Not part of a checkpoint: a run
   /// may resume on another number of ranks.
   Communicator communicator;
+  /// How the ranks exchange the gradient and the parameters: kAutomatic takes shared memory when
+  /// all ranks share one machine; kMessages always takes MPI's collectives, the path of ranks on
+  /// several machines (for tests of that path on one machine). Not part of a checkpoint either.
+  ShardedReduction::Transport exchange = ShardedReduction::Transport::kAutomatic;
 };
 
 /// One epoch's line of metrics.csv.
