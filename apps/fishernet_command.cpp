@@ -301,7 +301,8 @@ ImageDataset load_images(const fs::path& data, const std::string& split, Eigen::
 }
 
 /// The test images' latent means (n x d) and covariances (n x d*d), in chunks dealt over the
-/// ranks of `communicator` and gathered on every rank.
+/// ranks of `communicator` and gathered on its root, which writes them (empty matrices on the
+/// other ranks: every rank would otherwise hold n (d + d^2) doubles it does not use).
 std::pair<Matrix<float>, Matrix<float>> test_latents(const Autoencoder& model,
                                                      const Vector<float>& params,
                                                      const Matrix<float>& images, int threads,
@@ -328,7 +329,8 @@ std::pair<Matrix<float>, Matrix<float>> test_latents(const Autoencoder& model,
       }
     });
   });
-  const auto all = communicator.all_gather(local, d + d * d);
+  const auto all = communicator.gather(local, d + d * d);
+  if (!communicator.is_root()) return {};
   Matrix<float> mean(n, d), covariance(n, d * d);
   for (Eigen::Index i = 0; i < n; ++i) {  // floats through doubles: exact
     mean.row(i) = all[static_cast<std::size_t>(i)].head(d).transpose().cast<float>();

@@ -90,40 +90,84 @@ bool Communicator::any(bool flag) const {
   return sum(static_cast<std::int64_t>(flag ? 1 : 0)) > 0;
 }
 
-std::vector<Eigen::VectorXd> Communicator::all_gather(const std::vector<Eigen::VectorXd>& local,
-                                                      Eigen::Index length) const {
+namespace {
+/// Checks every vector of `local` against `length` (the caller's name in the message).
+void check_gather_lengths(const std::vector<Eigen::VectorXd>& local, Eigen::Index length,
+                          std::string_view fn) {
   for (const auto& v : local)
-    check_argument(v.size() == length, "Communicator::all_gather", "local",
+    check_argument(v.size() == length, fn, "local",
                    "has a vector of size " + std::to_string(v.size()) + ", expected " +
                        std::to_string(length));
+}
+
 #if INFIELD_WITH_MPI
-  if (size_ > 1) {
-    const int mine = static_cast<int>(local.size());
-    std::vector<int> counts(size_);
-    MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, impl_->comm);
-    std::vector<double> send(static_cast<std::size_t>(mine) * length);
-    for (int i = 0; i < mine; ++i)
-      Eigen::Map<Eigen::VectorXd>(send.data() + static_cast<std::size_t>(i) * length, length) =
-          local[i];
-    // Counts of doubles per rank; MPI counts are int, so a rank's share must stay below 2^31.
-    std::vector<int> doubles(size_), offsets(size_);
-    long long total = 0;
-    for (int r = 0; r < size_; ++r) {
+/// all_gather (root < 0) or gather to `root`: the vectors of every rank in rank order, on every
+/// rank or on the root alone (empty elsewhere).
+std::vector<Eigen::VectorXd> gather_vectors(MPI_Comm comm, int rank, int size,
+                                            const std::vector<Eigen::VectorXd>& local,
+                                            Eigen::Index length, int root, std::string_view fn) {
+  const bool everywhere = root < 0;
+  const int mine = static_cast<int>(local.size());
+  std::vector<int> counts(size);
+  if (everywhere)
+    MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  else
+    MPI_Gather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm);
+  const bool receives = everywhere || rank == root;
+  std::vector<double> send(static_cast<std::size_t>(mine) * length);
+  for (int i = 0; i < mine; ++i)
+    Eigen::Map<Eigen::VectorXd>(send.data() + static_cast<std::size_t>(i) * length, length) =
+        local[i];
+  // Counts of doubles per rank; MPI counts are int, so the whole must stay below 2^31 values.
+  std::vector<int> doubles(size), offsets(size);
+  long long total = 0;
+  bool fits = true;
+  if (receives)
+    for (int r = 0; r < size; ++r) {
       const long long n = static_cast<long long>(counts[r]) * length;
-      check_argument(n < (1ll << 31) && total + n < (1ll << 31), "Communicator::all_gather",
-                     "local", "is too large for one MPI message (2^31 values)");
-      doubles[r] = static_cast<int>(n);
-      offsets[r] = static_cast<int>(total);
+      fits = fits && n < (1ll << 31) && total + n < (1ll << 31);
+      doubles[r] = fits ? static_cast<int>(n) : 0;
+      offsets[r] = fits ? static_cast<int>(total) : 0;
       total += n;
     }
-    std::vector<double> all(static_cast<std::size_t>(total));
-    MPI_Allgatherv(send.data(), doubles[rank_], MPI_DOUBLE, all.data(), doubles.data(),
-                   offsets.data(), MPI_DOUBLE, impl_->comm);
-    std::vector<Eigen::VectorXd> out(std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
-    for (std::size_t i = 0; i < out.size(); ++i)
-      out[i] = Eigen::Map<const Eigen::VectorXd>(all.data() + i * length, length);
-    return out;
-  }
+  // Decided together: a receiver that gave up alone would leave the others in the collective.
+  int all_fit = fits ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &all_fit, 1, MPI_INT, MPI_MIN, comm);
+  check_argument(all_fit == 1, fn, "local", "is too large for one MPI message (2^31 values)");
+  std::vector<double> all(receives ? static_cast<std::size_t>(total) : 0);
+  if (everywhere)
+    MPI_Allgatherv(send.data(), mine * static_cast<int>(length), MPI_DOUBLE, all.data(),
+                   doubles.data(), offsets.data(), MPI_DOUBLE, comm);
+  else
+    MPI_Gatherv(send.data(), mine * static_cast<int>(length), MPI_DOUBLE, all.data(),
+                doubles.data(), offsets.data(), MPI_DOUBLE, root, comm);
+  if (!receives) return {};
+  std::vector<Eigen::VectorXd> out(std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
+  for (std::size_t i = 0; i < out.size(); ++i)
+    out[i] = Eigen::Map<const Eigen::VectorXd>(all.data() + i * length, length);
+  return out;
+}
+#endif
+}  // namespace
+
+std::vector<Eigen::VectorXd> Communicator::all_gather(const std::vector<Eigen::VectorXd>& local,
+                                                      Eigen::Index length) const {
+  constexpr std::string_view fn = "Communicator::all_gather";
+  check_gather_lengths(local, length, fn);
+#if INFIELD_WITH_MPI
+  if (size_ > 1) return gather_vectors(impl_->comm, rank_, size_, local, length, -1, fn);
+#endif
+  return local;
+}
+
+std::vector<Eigen::VectorXd> Communicator::gather(const std::vector<Eigen::VectorXd>& local,
+                                                  Eigen::Index length, int root) const {
+  constexpr std::string_view fn = "Communicator::gather";
+  check_gather_lengths(local, length, fn);
+  check_argument(root >= 0 && root < size_, fn, "root",
+                 "must be a rank of the communicator (0 to " + std::to_string(size_ - 1) + ")");
+#if INFIELD_WITH_MPI
+  if (size_ > 1) return gather_vectors(impl_->comm, rank_, size_, local, length, root, fn);
 #endif
   return local;
 }

@@ -43,6 +43,10 @@ class Communicator {
   /// different numbers of vectors, including none.
   std::vector<Eigen::VectorXd> all_gather(const std::vector<Eigen::VectorXd>& local,
                                           Eigen::Index length) const;
+  /// The same concatenation on rank `root` only (the others receive nothing): for results that
+  /// one rank writes, without holding them on every rank.
+  std::vector<Eigen::VectorXd> gather(const std::vector<Eigen::VectorXd>& local,
+                                      Eigen::Index length, int root = 0) const;
   /// `bytes` of rank `root` on every rank.
   void broadcast(std::string& bytes, int root = 0) const;
   void barrier() const;
