@@ -130,9 +130,10 @@ std::vector<Eigen::VectorXd> gather_vectors(MPI_Comm comm, int rank, int size,
       offsets[r] = fits ? static_cast<int>(total) : 0;
       total += n;
     }
-  // Decided together: a receiver that gave up alone would leave the others in the collective.
+  // Every rank of an all-gather sees every count and decides alike; of a gather only the root
+  // does, and tells the others: a root that gave up alone would leave them in the collective.
   int all_fit = fits ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &all_fit, 1, MPI_INT, MPI_MIN, comm);
+  if (!everywhere) MPI_Bcast(&all_fit, 1, MPI_INT, root, comm);
   check_argument(all_fit == 1, fn, "local", "is too large for one MPI message (2^31 values)");
   std::vector<double> all(receives ? static_cast<std::size_t>(total) : 0);
   if (everywhere)
